@@ -1,0 +1,3 @@
+"""evalharness: evaluate and benchmark OpenAI-compatible chat APIs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,302 @@
+"""The HTTP client: one OpenAI-compatible chat-completions call, streamed or not, timed and normalised.
+
+A failed call is returned as an ``Outcome`` with an error kind, never raised: bad responses are data.
+Times come from ``time.perf_counter_ns`` and are measured from the moment the request is handed to
+the transport (after any wait for a concurrency slot or rate limit, which the runner records as queue time).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|$)", re.DOTALL)
+
+# Error kinds (the report counts errors by these names).
+HTTP = "http_error"
+TIMEOUT = "timeout"
+CONNECT = "connect_error"
+STREAM_BROKEN = "stream_broken"
+STREAM_INCOMPLETE = "stream_incomplete"
+INVALID_JSON = "invalid_json"
+INVALID_RESPONSE = "invalid_response"
+PROTOCOL = "protocol_error"
+
+
+@dataclass
+class Outcome:
+    """What one attempt produced: the normalised answer and timings, or an error kind and message."""
+
+    ok: bool
+    status: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    retry_after_s: float | None = None
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    logprobs: list[dict[str, Any]] | None = None
+    ttft_s: float | None = None
+    ttfc_s: float | None = None
+    e2e_s: float | None = None
+    chunk_times: list[float] = field(default_factory=list)
+    response_id: str | None = None
+
+
+def split_reasoning(content: str | None, reasoning: str | None) -> tuple[str | None, str | None]:
+    """Separate reasoning from the answer: a ``reasoning``/``reasoning_content`` field, or ``<think>`` tags."""
+    if content and "<think>" in content[:64]:
+        match = _THINK.match(content)
+        if match:
+            think = match.group(1).strip("\n")
+            content = content[match.end():]
+            reasoning = (reasoning + "\n" + think) if reasoning else think
+    return content, reasoning
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds, from either delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _http_failure(response: httpx.Response, body: bytes) -> Outcome:
+    text = body.decode("utf-8", "replace")
+    detail = text
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict) and "error" in parsed:
+            err = parsed["error"]
+            detail = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+    except ValueError:
+        if "<html" in text[:500].lower():
+            detail = "HTML page: " + text
+    return Outcome(ok=False, status=response.status_code, error_kind=HTTP,
+                   error=f"HTTP {response.status_code}: {_short(detail)}",
+                   retry_after_s=parse_retry_after(response.headers.get("retry-after")))
+
+
+def _message_outcome(data: Any, status: int) -> Outcome:
+    """Normalise a non-streamed chat.completion body."""
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+    except (KeyError, IndexError, TypeError):
+        return Outcome(ok=False, status=status, error_kind=INVALID_RESPONSE,
+                       error=f"response has no choices[0].message: {_short(json.dumps(data)[:500])}")
+    reasoning = message.get("reasoning") or message.get("reasoning_content")
+    content, reasoning = split_reasoning(message.get("content"), reasoning)
+    logprobs = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+    return Outcome(ok=True, status=status, content=content, reasoning=reasoning,
+                   tool_calls=message.get("tool_calls") or None, finish_reason=choice.get("finish_reason"),
+                   usage=data.get("usage"), logprobs=logprobs or None, response_id=data.get("id"))
+
+
+class _StreamState:
+    """Accumulates a streamed response chunk by chunk."""
+
+    def __init__(self, t0: int) -> None:
+        self.t0 = t0
+        self.content: list[str] = []
+        self.content_ns: list[int] = []
+        self.reasoning: list[str] = []
+        self.tools: dict[int, dict[str, Any]] = {}
+        self.logprobs: list[dict[str, Any]] = []
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.ttft_ns: int | None = None
+        self.chunk_ns: list[int] = []
+        self.response_id: str | None = None
+
+    def feed(self, chunk: dict[str, Any], now: int) -> None:
+        if self.response_id is None:
+            self.response_id = chunk.get("id")
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            text = False
+            piece = delta.get("content")
+            if piece:
+                self.content.append(piece)
+                self.content_ns.append(now)
+                text = True
+            piece = delta.get("reasoning") or delta.get("reasoning_content")
+            if piece:
+                self.reasoning.append(piece)
+                text = True
+            for call in delta.get("tool_calls") or ():
+                slot = self.tools.setdefault(call.get("index", 0), {"id": None, "type": "function",
+                                                                     "function": {"name": "", "arguments": ""}})
+                if call.get("id"):
+                    slot["id"] = call["id"]
+                fn = call.get("function") or {}
+                if fn.get("name"):
+                    slot["function"]["name"] += fn["name"]
+                if fn.get("arguments"):
+                    slot["function"]["arguments"] += fn["arguments"]
+                    text = True
+            if text:
+                self.chunk_ns.append(now)
+                if self.ttft_ns is None:
+                    self.ttft_ns = now
+            lp = choice.get("logprobs")
+            if isinstance(lp, dict) and lp.get("content"):
+                self.logprobs.extend(lp["content"])
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def outcome(self, status: int, end: int) -> Outcome:
+        content, reasoning = split_reasoning("".join(self.content) if self.content else None,
+                                             "".join(self.reasoning) if self.reasoning else None)
+        if content is None and not self.tools:
+            content = ""
+        # ttfc is the first *answer* text: when <think> tags sit in content, the answer starts later.
+        skipped = sum(map(len, self.content)) - len(content or "")
+        ttfc = self._content_time_at(skipped)
+        return Outcome(
+            ok=True, status=status, content=content, reasoning=reasoning,
+            tool_calls=[self.tools[i] for i in sorted(self.tools)] or None,
+            finish_reason=self.finish_reason, usage=self.usage, logprobs=self.logprobs or None,
+            ttft_s=_sec(self.ttft_ns, self.t0), ttfc_s=_sec(ttfc, self.t0), e2e_s=(end - self.t0) / 1e9,
+            chunk_times=[round((t - self.t0) / 1e9, 6) for t in self.chunk_ns], response_id=self.response_id)
+
+    def _content_time_at(self, offset: int) -> int | None:
+        """When the content character at ``offset`` arrived (None if there is none)."""
+        seen = 0
+        for piece, t in zip(self.content, self.content_ns, strict=True):
+            seen += len(piece)
+            if seen > offset:
+                return t
+        return None
+
+
+def _sec(t: int | None, t0: int) -> float | None:
+    return None if t is None else (t - t0) / 1e9
+
+
+class ChatClient:
+    """Sends chat-completions requests to one OpenAI-compatible endpoint."""
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, headers: dict[str, str] | None = None,
+                 timeout_s: float = 60.0, max_connections: int = 64,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        all_headers = {"Accept": "application/json, text/event-stream", **(headers or {})}
+        if api_key:
+            all_headers["Authorization"] = f"Bearer {api_key}"
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._client = httpx.AsyncClient(
+            headers=all_headers, timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def complete(self, body: dict[str, Any]) -> Outcome:
+        """One attempt. Never raises for network or protocol failures: they come back as an error Outcome."""
+        stream = bool(body.get("stream"))
+        t0 = time.perf_counter_ns()
+        try:
+            request = self._client.build_request("POST", self.url, json=body)
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            return Outcome(ok=False, error_kind=TIMEOUT, error=f"timed out before the response: {type(exc).__name__}")
+        except httpx.ConnectError as exc:
+            return Outcome(ok=False, error_kind=CONNECT, error=f"cannot connect: {_short(str(exc))}")
+        except httpx.TransportError as exc:
+            return Outcome(ok=False, error_kind=STREAM_BROKEN, error=f"{type(exc).__name__}: {_short(str(exc))}")
+        try:
+            if response.status_code >= 400:
+                body_bytes = await response.aread()
+                return _http_failure(response, body_bytes)
+            is_sse = "text/event-stream" in response.headers.get("content-type", "")
+            if stream and is_sse:
+                return await self._read_stream(response, t0)
+            raw = await response.aread()
+            end = time.perf_counter_ns()
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                text = raw.decode("utf-8", "replace")
+                kind = "HTML page" if "<html" in text[:500].lower() else "not JSON"
+                return Outcome(ok=False, status=response.status_code, error_kind=INVALID_JSON,
+                               error=f"response body is {kind}: {_short(text)}", e2e_s=(end - t0) / 1e9)
+            outcome = _message_outcome(data, response.status_code)
+            outcome.e2e_s = (end - t0) / 1e9
+            return outcome
+        except httpx.TimeoutException as exc:
+            return Outcome(ok=False, status=response.status_code, error_kind=TIMEOUT,
+                           error=f"timed out while reading the response: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            return Outcome(ok=False, status=response.status_code, error_kind=STREAM_BROKEN,
+                           error=f"connection lost while reading: {type(exc).__name__}: {_short(str(exc))}")
+        finally:
+            await response.aclose()
+
+    async def _read_stream(self, response: httpx.Response, t0: int) -> Outcome:
+        state = _StreamState(t0)
+        done = False
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # comments, event names, keep-alives, blank separators
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                done = True
+                break
+            now = time.perf_counter_ns()
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                return Outcome(ok=False, status=response.status_code, error_kind=INVALID_JSON,
+                               error=f"stream chunk is not JSON: {_short(payload)}")
+            if not isinstance(chunk, dict):
+                return Outcome(ok=False, status=response.status_code, error_kind=INVALID_RESPONSE,
+                               error=f"stream chunk is not an object: {_short(payload)}")
+            if "error" in chunk:
+                err = chunk["error"]
+                msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+                return Outcome(ok=False, status=response.status_code, error_kind=HTTP,
+                               error=f"error in stream: {_short(msg)}")
+            state.feed(chunk, now)
+        end = time.perf_counter_ns()
+        if not done:
+            partial = state.outcome(response.status_code, end)
+            partial.ok = False
+            partial.error_kind = STREAM_INCOMPLETE
+            partial.error = "the stream ended without [DONE]"
+            return partial
+        return state.outcome(response.status_code, end)

@@ -1,0 +1,135 @@
+"""The plan: grid cells × cases × repeats = work items with stable ids, and a token/cost estimate."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from evalharness.config import LoadedConfig
+from evalharness.params import merge_params
+
+PLAN_SEED = 20261127
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: the same params always give the same text (and so the same ids)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cell_label(params: dict[str, Any]) -> str:
+    """A short human label for a cell, e.g. ``temperature=0 seed=42 response_format=json_object``."""
+    if not params:
+        return "default"
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            text = "unset"
+        elif isinstance(value, dict) and set(value) <= {"type", "json_schema", "schema"} and "type" in value:
+            text = str(value["type"])
+        elif isinstance(value, (dict, list)):
+            text = canonical(value)
+        else:
+            text = str(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid. ``params`` holds the axis values, ``None`` meaning "not sent"."""
+
+    cell_id: str
+    params: dict[str, Any]
+    label: str
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One request to make: a case in a cell, one repeat."""
+
+    item_id: str
+    cell_id: str
+    suite: str
+    case_id: str
+    repeat: int
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.suite}/{self.case_id}"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    requests: int
+    prompt_tokens: int
+    completion_tokens_max: int | None
+    cost_min: float
+    cost_max: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    cells: list[Cell]
+    items: list[WorkItem]
+    repeats: int
+    cases: int
+
+    def estimate(self, input_per_1k: float, output_per_1k: float) -> Estimate:
+        """Token and cost range: prompts from text length (~4 chars a token), completions up to max_tokens."""
+        prompt = sum(_approx_tokens(item.messages) for item in self.items)
+        caps = [item.params.get("max_tokens") for item in self.items]
+        completion_max = None if any(c is None for c in caps) else sum(int(c) for c in caps if c is not None)
+        cost_min = prompt / 1000 * input_per_1k
+        cost_max = None if completion_max is None else cost_min + completion_max / 1000 * output_per_1k
+        return Estimate(len(self.items), prompt, completion_max, cost_min, cost_max)
+
+
+def _approx_tokens(messages: list[dict[str, Any]]) -> int:
+    chars = sum(len(str(m.get("content", ""))) for m in messages)
+    return chars // 4 + 4 * len(messages)
+
+
+def make_cells(grid: dict[str, list[Any]]) -> list[Cell]:
+    """The cartesian product of the grid axes, in the order written."""
+    axes = list(grid)
+    cells = []
+    for values in itertools.product(*(grid[a] for a in axes)):
+        params = dict(zip(axes, values, strict=True))
+        digest = hashlib.sha1(canonical(params).encode()).hexdigest()[:8]
+        cells.append(Cell(cell_id=f"c-{digest}", params=params, label=cell_label(params)))
+    return cells
+
+
+def make_plan(loaded: LoadedConfig) -> Plan:
+    """Every work item of a config, in a seeded shuffled order, repeat by repeat.
+
+    Repeat-major order keeps an early stop balanced across cells. Within a repeat the order is shuffled
+    (with a fixed seed, so a resumed run plans the same items): requests of one cell do not all meet the
+    server in the same state, and a server whose unseeded sampling depends on the previous request
+    (llama.cpp's does) shows its real variation.
+    """
+    cfg = loaded.config
+    cells = make_cells(cfg.grid)
+    defaults = cfg.defaults.model_dump(exclude_unset=True)
+    items: list[WorkItem] = []
+    n_cases = sum(len(s.cases) for s in loaded.suites)
+    rng = random.Random(PLAN_SEED)
+    for repeat in range(cfg.repeats):
+        block: list[WorkItem] = []
+        for cell in cells:
+            for suite in loaded.suites:
+                for case in suite.cases:
+                    params = merge_params(defaults, case.sent_params(), cell.params)
+                    block.append(WorkItem(
+                        item_id=f"{cell.cell_id}/{suite.name}/{case.id}/{repeat}",
+                        cell_id=cell.cell_id, suite=suite.name, case_id=case.id, repeat=repeat,
+                        messages=suite.messages[case.id], params=params))
+        rng.shuffle(block)
+        items.extend(block)
+    return Plan(cells=cells, items=items, repeats=cfg.repeats, cases=n_cases)

@@ -1,0 +1,1 @@
+"""Scoring: pure functions from stored records to metrics. No I/O, no network."""

@@ -1,0 +1,154 @@
+"""Per-sample checks: JSON validity (strict and lenient), JSON Schema, expectations and answer extraction."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from evalharness.suites import Expect, Extractor
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_MISSING = object()
+
+
+def parse_json_strict(text: str | None) -> Any:
+    """The parsed value if ``text`` is exactly one JSON document (whitespace allowed), else ``_MISSING``."""
+    if text is None:
+        return _MISSING
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _MISSING
+
+
+def parse_json_lenient(text: str | None) -> Any:
+    """Like strict, but also accepts JSON inside a code fence or surrounded by prose."""
+    value = parse_json_strict(text)
+    if value is not _MISSING or not text:
+        return value
+    fence = _FENCE.search(text)
+    if fence:
+        value = parse_json_strict(fence.group(1))
+        if value is not _MISSING:
+            return value
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+            return value
+        except ValueError:
+            continue
+    return _MISSING
+
+
+def is_json(text: str | None) -> bool:
+    return parse_json_strict(text) is not _MISSING
+
+
+def is_json_lenient(text: str | None) -> bool:
+    return parse_json_lenient(text) is not _MISSING
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_text: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_text))
+
+
+def schema_errors(value: Any, schema: dict[str, Any]) -> list[str]:
+    """Draft 2020-12 validation errors of ``value`` (empty when valid)."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(value)]
+
+
+def is_schema_valid(text: str | None, schema: dict[str, Any]) -> bool:
+    """Whether ``text`` is strict JSON that validates against ``schema``."""
+    value = parse_json_strict(text)
+    return value is not _MISSING and not schema_errors(value, schema)
+
+
+def extract_answer(text: str | None, extractor: Extractor) -> str | None:
+    """The answer pulled from ``text``: regex group 1 (or the whole match), or a JSON pointer's value."""
+    if text is None:
+        return None
+    if extractor.regex is not None:
+        match = re.search(extractor.regex, text, re.DOTALL | re.MULTILINE)
+        if not match:
+            return None
+        return (match.group(1) if match.groups() else match.group(0)).strip()
+    value = parse_json_lenient(text)
+    if value is _MISSING:
+        return None
+    assert extractor.json_pointer is not None
+    found = resolve_pointer(value, extractor.json_pointer)
+    if found is _MISSING:
+        return None
+    return found if isinstance(found, str) else json.dumps(found, sort_keys=True, ensure_ascii=False)
+
+
+def resolve_pointer(doc: Any, pointer: str) -> Any:
+    """RFC 6901 JSON pointer lookup; ``_MISSING`` when the path does not exist."""
+    if pointer in ("", "/"):
+        return doc
+    for raw in pointer.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        else:
+            return _MISSING
+    return doc
+
+
+def _as_list(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+def _same_answer(got: str | None, want: str | int | float) -> bool:
+    if got is None:
+        return False
+    if isinstance(want, (int, float)) and not isinstance(want, bool):
+        try:
+            return abs(float(got.replace(",", "")) - float(want)) < 1e-9
+        except ValueError:
+            return False
+    return got.strip().lower() == str(want).strip().lower()
+
+
+def check_expect(content: str | None, expect: Expect, schema: dict[str, Any] | None,
+                 extractor: Extractor | None) -> list[str]:
+    """Every failed check as a message; an empty list means the sample passes."""
+    text = content or ""
+    failures: list[str] = []
+    if expect.equals is not None and text.strip() != expect.equals.strip():
+        failures.append(f"expected exactly {expect.equals!r}")
+    for needle in _as_list(expect.contains):
+        if needle.lower() not in text.lower():
+            failures.append(f"does not contain {needle!r}")
+    for needle in _as_list(expect.not_contains):
+        if needle.lower() in text.lower():
+            failures.append(f"contains {needle!r}")
+    if expect.regex is not None and not re.search(expect.regex, text, re.DOTALL | re.MULTILINE):
+        failures.append(f"does not match /{expect.regex}/")
+    if expect.json_valid and not is_json(content):
+        failures.append("not valid JSON")
+    if schema is not None:
+        value = parse_json_strict(content)
+        if value is _MISSING:
+            failures.append("not valid JSON (schema check)")
+        else:
+            errors = schema_errors(value, schema)
+            if errors:
+                failures.append("schema: " + "; ".join(errors[:3]))
+    if expect.answer is not None:
+        got = extract_answer(content, extractor) if extractor else text.strip()
+        if not _same_answer(got, expect.answer):
+            failures.append(f"answer {got!r} is not {expect.answer!r}")
+    return failures

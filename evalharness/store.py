@@ -1,0 +1,86 @@
+"""The run directory: manifest.json, results.jsonl (append-only, flushed per record), summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from evalharness.errors import UsageError
+
+MANIFEST = "manifest.json"
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+
+
+def new_run_id() -> str:
+    """Sortable and unique: ``20261127-214422-3fa1``."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename), so a killed run never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every complete record in results.jsonl; a torn last line (a run killed mid-write) is skipped."""
+    path = run_dir / RESULTS
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                continue
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    return list(iter_records(run_dir))
+
+
+class ResultWriter:
+    """Appends records to results.jsonl; each is flushed to the OS as soon as it is written."""
+
+    def __init__(self, run_dir: Path) -> None:
+        path = run_dir / RESULTS
+        _drop_torn_tail(path)
+        self._fh: IO[bytes] = path.open("ab")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line left by a killed run, so appends start on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        fh.truncate(data.rfind(b"\n") + 1)
+
+
+def open_run_dir(run_dir: Path) -> Path:
+    """Check that ``run_dir`` holds a run (for ``report`` and ``--resume``)."""
+    if not (run_dir / MANIFEST).is_file():
+        raise UsageError(f"{run_dir} is not a run directory (no {MANIFEST})")
+    return run_dir

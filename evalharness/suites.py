@@ -1,0 +1,150 @@
+"""Prompt suites: lists of cases with messages (or a jinja2 prompt), per-case params and expectations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evalharness.errors import ConfigError
+from evalharness.params import RequestParams
+from evalharness.yamlsrc import YamlDoc, load_yaml, parse_model
+
+_PROMPTS = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(_Strict):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str
+
+
+class Extractor(_Strict):
+    """How to pull the answer out of an output: a regex (group 1, else the whole match) or a JSON pointer."""
+
+    regex: str | None = None
+    json_pointer: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Extractor:
+        if (self.regex is None) == (self.json_pointer is None):
+            raise ValueError("an extractor needs exactly one of regex or json_pointer")
+        return self
+
+
+class Expect(_Strict):
+    """Checks a sample must meet to pass; all given checks must hold."""
+
+    equals: str | None = None
+    contains: list[str] | str | None = None
+    not_contains: list[str] | str | None = None
+    regex: str | None = None
+    json_valid: bool | None = None
+    json_schema: dict[str, Any] | str | None = None
+    answer: str | int | float | None = None
+
+
+class Case(_Strict):
+    """One prompt to send; ``messages`` or ``prompt`` (+ optional ``system`` and jinja2 ``vars``)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    messages: list[Message] | None = None
+    prompt: str | None = None
+    system: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    params: RequestParams = Field(default_factory=RequestParams)
+    expect: Expect | None = None
+    extract: Extractor | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> Case:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a case needs exactly one of messages or prompt")
+        return self
+
+    def render_messages(self) -> list[dict[str, Any]]:
+        """The messages to send, with ``vars`` rendered into ``prompt`` or each message."""
+        if self.messages is not None:
+            return [{"role": m.role, "content": _PROMPTS.from_string(m.content).render(self.vars)}
+                    for m in self.messages]
+        assert self.prompt is not None
+        out: list[dict[str, Any]] = []
+        if self.system:
+            out.append({"role": "system", "content": _PROMPTS.from_string(self.system).render(self.vars)})
+        out.append({"role": "user", "content": _PROMPTS.from_string(self.prompt).render(self.vars)})
+        return out
+
+    def sent_params(self) -> dict[str, Any]:
+        """The params this case sets explicitly."""
+        return self.params.model_dump(exclude_unset=True)
+
+
+class SuiteFile(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    cases: list[Case] = Field(min_length=1)
+
+
+class Suite(BaseModel):
+    """A loaded suite: cases with rendered messages and resolved JSON Schemas."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    description: str
+    path: Path
+    cases: list[Case]
+    messages: dict[str, list[dict[str, Any]]]
+    schemas: dict[str, dict[str, Any]]
+
+
+def load_suite(path: Path) -> Suite:
+    """Load and validate a suite file; schemas given as paths are read relative to the suite."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("a suite must be a YAML mapping with name and cases", file=str(path), line=1)
+    suite: SuiteFile = parse_model(doc, SuiteFile, doc.data)
+    messages: dict[str, list[dict[str, Any]]] = {}
+    schemas: dict[str, dict[str, Any]] = {}
+    for i, case in enumerate(suite.cases):
+        if case.id in messages:
+            raise doc.error(("cases", i, "id"), f"duplicate case id {case.id!r}")
+        try:
+            messages[case.id] = case.render_messages()
+        except jinja2.TemplateError as exc:
+            raise doc.error(("cases", i, "prompt" if case.prompt else "messages"),
+                            f"template error: {exc}") from exc
+        if case.expect is not None and case.expect.json_schema is not None:
+            schemas[case.id] = _resolve_schema(doc, case.expect.json_schema, ("cases", i, "expect", "json_schema"))
+    return Suite(name=suite.name, description=suite.description, path=path, cases=suite.cases,
+                 messages=messages, schemas=schemas)
+
+
+def _resolve_schema(doc: YamlDoc, schema: dict[str, Any] | str, loc: tuple[str | int, ...]) -> dict[str, Any]:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if isinstance(schema, str):
+        schema_path = (doc.path.parent / schema).resolve()
+        try:
+            schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise doc.error(loc, f"schema file not found: {schema} (looked in {schema_path})") from exc
+        except (OSError, ValueError) as exc:
+            raise doc.error(loc, f"cannot read JSON schema {schema}: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise doc.error(loc, "a JSON Schema must be an object")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise doc.error(loc, f"invalid JSON Schema: {exc.message}") from exc
+    return schema
+
+

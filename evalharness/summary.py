@@ -1,0 +1,52 @@
+"""summary.json: per-cell metrics, totals and gate verdicts, computed only from the stored records."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from evalharness.config import Gate
+from evalharness.gates import evaluate_gates
+from evalharness.scoring.metrics import CaseSpec, cell_metrics
+
+
+def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, complete: bool,
+                  stop_reason: str | None = None, gates_enabled: bool = True) -> dict[str, Any]:
+    """The summary of a run. ``complete`` is False when the run stopped before its plan was done."""
+    cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
+    stream = bool(manifest["config"]["run"]["stream"])
+    currency = manifest["config"]["pricing"]["currency"]
+    by_cell: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_cell[record["cell_id"]].append(record)
+    cells = []
+    for cell in manifest["plan"]["cells"]:
+        rows = by_cell.get(cell["cell_id"], [])
+        cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
+                      "n": len(rows),
+                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency)})
+    totals = {
+        "requests": len(records),
+        "planned": manifest["plan"]["requests"],
+        "errors": sum(not r["ok"] for r in records),
+        "prompt_tokens": sum((r.get("usage") or {}).get("prompt_tokens") or 0 for r in records),
+        "completion_tokens": sum((r.get("usage") or {}).get("completion_tokens") or 0 for r in records),
+        "cost": sum(r.get("cost") or 0.0 for r in records),
+        "usage_reported": sum(bool(r.get("usage")) for r in records),
+        "currency": currency,
+        "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
+    }
+    gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
+    verdicts = evaluate_gates(gates, cells, totals)
+    return {
+        "run_id": manifest["run_id"],
+        "name": manifest["config"]["name"],
+        "target": manifest["target"],
+        "started_at": manifest["started_at"],
+        "complete": complete,
+        "stop_reason": stop_reason,
+        "passed": complete and all(v["passed"] for v in verdicts),
+        "totals": totals,
+        "cells": cells,
+        "gates": verdicts,
+    }

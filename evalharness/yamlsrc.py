@@ -1,0 +1,117 @@
+"""Load YAML safely and remember the line of every key, so errors can say where they are."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from evalharness.errors import ConfigError
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDoc:
+    """A parsed YAML document and the 1-based line of each key path in it."""
+
+    path: Path
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        """Line of the deepest prefix of ``loc`` that exists in the file."""
+        key = tuple(loc)
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return self.lines.get((), None)
+
+    def error(self, loc: Sequence[str | int], message: str, hint: str | None = None) -> ConfigError:
+        """A ConfigError pointing at ``loc`` in this file."""
+        return ConfigError(message, file=str(self.path), key=format_loc(loc), line=self.line_of(loc), hint=hint)
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    """``('grid', 'seed', 1)`` -> ``grid.seed[1]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _walk(node: yaml.Node, loc: KeyPath, lines: dict[KeyPath, int]) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*loc, key), lines)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*loc, i), lines)
+
+
+def load_yaml(path: Path) -> YamlDoc:
+    """Parse ``path`` with the safe loader; a syntax error becomes a ConfigError with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError("file not found", file=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=str(path)) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"YAML syntax error: {problem}", file=str(path), line=line) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML error: {exc}", file=str(path)) from exc
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return YamlDoc(path=path, data=data, lines=lines)
+
+
+def describe_error(err: Any) -> str:
+    """A short message for one pydantic error."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _to_config_error(doc: YamlDoc, exc: ValidationError, prefix: tuple[str | int, ...]) -> ConfigError:
+    errors = exc.errors()
+    locs = [(*prefix, *err["loc"]) for err in errors]
+    hint = None
+    if errors[0]["type"] == "extra_forbidden" and ({"defaults", "params"} & set(map(str, locs[0]))):
+        hint = "not a request parameter; put server-specific keys under extra_body"
+    first = doc.error(locs[0], describe_error(errors[0]), hint=hint)
+    if len(errors) == 1:
+        return first
+    more = "".join(f"\n  also {doc.error(loc, describe_error(err))}"
+                   for loc, err in zip(locs[1:], errors[1:], strict=True))
+    return ConfigError(first.message + more, file=first.file, key=first.key, line=first.line, hint=hint)
+
+
+def parse_model(doc: YamlDoc, model: type[BaseModel], data: Any, prefix: tuple[str | int, ...] = ()
+                ) -> Any:
+    """Validate ``data`` against ``model``; errors become a ConfigError naming file, key and line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _to_config_error(doc, exc, prefix) from exc

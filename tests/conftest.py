@@ -1,0 +1,41 @@
+"""Shared fixtures: write small configs and suites into a temp folder."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SUITE = """\
+name: mini
+cases:
+  - id: json-person
+    prompt: 'Reply with JSON: {"name": "Ann", "age": 31}'
+    expect:
+      json_schema: {type: object, required: [name, age]}
+    extract: {json_pointer: /age}
+  - id: capital
+    prompt: What is the capital of France? One word.
+    expect: {contains: Paris}
+"""
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write ``config.yaml`` (dedented) and a suite ``suite.yaml`` beside it; returns the config path."""
+
+    def write(config: str, suite: str = SUITE, name: str = "config.yaml") -> Path:
+        (tmp_path / "suite.yaml").write_text(textwrap.dedent(suite), encoding="utf-8")
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(config), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never write into the repository's reports/ folder."""
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,116 @@
+"""Metrics from records: hand-computed examples, and properties of the statistics."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evalharness.scoring.checks import extract_answer, is_json, is_json_lenient
+from evalharness.scoring.metrics import CaseSpec, cell_metrics, determinism_metrics
+from evalharness.scoring.stats import distribution, wilson
+from evalharness.suites import Expect, Extractor
+
+
+def rec(case: str, repeat: int, content: str | None, *, ok: bool = True, ttft: float | None = 0.1,
+        e2e: float = 0.5, usage: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+        cost: float | None = None, attempts: int = 1, chunks: list[float] | None = None) -> dict[str, Any]:
+    return {"item_id": f"c/s/{case}/{repeat}", "cell_id": "c", "suite": "s", "case_id": case, "repeat": repeat,
+            "params": params or {}, "ok": ok, "error_kind": None if ok else "http_error",
+            "error": None if ok else "HTTP 500", "content": content, "usage": usage, "cost": cost,
+            "timings": {"queue_s": 0.0, "ttft_s": ttft, "ttfc_s": ttft, "e2e_s": e2e,
+                        "chunk_times": chunks or []},
+            "attempts": [{}] * attempts}
+
+
+def test_determinism_hand_computed() -> None:
+    outputs = {"a": ["x", "x", "x"], "b": ["hello", "help", "hello"], "c": ["p", "q", "r"]}
+    m = determinism_metrics(outputs, {})
+    assert m["exact_match_rate"]["value"] == pytest.approx(1 / 3)
+    assert m["modal_share"]["value"] == pytest.approx((1 + 2 / 3 + 1 / 3) / 3)
+    assert m["unique_outputs"]["value"] == pytest.approx((1 + 2 + 3) / 3)
+    # divergences from the modal output: "help" vs "hello" at 3; "q","r" vs "p" at 0 -> median 0
+    assert m["first_divergence"]["value"] == 0
+    assert m["answer_agreement_rate"]["value"] is None
+    assert "extractor" in m["answer_agreement_rate"]["reason"]
+
+
+def test_determinism_needs_two_repeats() -> None:
+    m = determinism_metrics({"a": ["x"]}, {})
+    assert m["exact_match_rate"]["value"] is None
+    assert "repeats" in m["exact_match_rate"]["reason"]
+
+
+def test_cell_metrics_hand_computed() -> None:
+    cases = {"s/j": CaseSpec(expect=Expect(json_valid=True), schema={"type": "object", "required": ["a"]},
+                             extract=Extractor(json_pointer="/a")),
+             "s/t": CaseSpec(expect=Expect(contains="Paris"))}
+    records = [
+        rec("j", 0, '{"a": 1}', usage={"prompt_tokens": 10, "completion_tokens": 5}, cost=0.2,
+            chunks=[0.1, 0.2, 0.4]),
+        rec("j", 1, '```json\n{"b": 1}\n```', usage={"prompt_tokens": 10, "completion_tokens": 3}, cost=0.1),
+        rec("t", 0, "Paris.", e2e=1.5),
+        rec("t", 1, None, ok=False, ttft=None, attempts=3),
+    ]
+    m = cell_metrics(records, cases, stream=True, currency="CNY")
+    assert m["requests"]["value"] == 4
+    assert m["errors"]["value"] == 1 and m["errors"]["by_kind"] == {"http_error": 1}
+    assert m["error_rate"]["value"] == 0.25
+    assert m["retries"]["value"] == 2
+    assert m["json_valid_rate"]["value"] == 0.5  # the fenced one is not strict JSON
+    assert m["json_valid_lenient_rate"]["value"] == 1.0
+    assert m["schema_valid_rate"]["value"] == 0.5
+    assert m["pass_rate"]["value"] == pytest.approx(2 / 3)  # j0 and t0 pass, j1 fails; errors excluded
+    assert m["e2e_s"]["p50"] == pytest.approx(0.5)
+    assert m["e2e_s"]["n"] == 3
+    assert m["tpot_s"]["p50"] == pytest.approx(((0.5 - 0.1) / 4 + (0.5 - 0.1) / 2) / 2)
+    assert m["itl_s"]["n"] == 2 and m["itl_s"]["max"] == pytest.approx(0.2)
+    assert m["prompt_tokens"]["value"] == 20 and m["completion_tokens"]["value"] == 8
+    assert m["cost"]["value"] == pytest.approx(0.3)
+    assert m["cost_per_1k_requests"]["value"] == pytest.approx(150.0)
+    assert m["reasoning_tokens"]["value"] is None and m["reasoning_tokens"]["reason"]
+
+
+def test_latency_without_streaming_is_null_with_reason() -> None:
+    m = cell_metrics([rec("t", 0, "x", ttft=None)], {}, stream=False, currency="USD")
+    assert m["ttft_s"]["value"] is None and "stream" in m["ttft_s"]["reason"]
+    assert m["e2e_s"]["n"] == 1
+    assert m["json_valid_rate"]["value"] is None
+
+
+def test_json_checks_and_extractors() -> None:
+    assert is_json(' {"a": [1, 2]} ')
+    assert not is_json('Here: {"a": 1}')
+    assert is_json_lenient('Here: {"a": 1} done')
+    assert is_json_lenient('```json\n[1, 2]\n```')
+    assert not is_json_lenient("no json here")
+    assert extract_answer("The answer is 42.", Extractor(regex=r"answer is (\d+)")) == "42"
+    assert extract_answer('{"a": {"b": [5, 6]}}', Extractor(json_pointer="/a/b/1")) == "6"
+    assert extract_answer('{"a": 1}', Extractor(json_pointer="/missing")) is None
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.data())
+def test_wilson_contains_estimate_and_stays_in_unit_interval(n: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(min_value=0, max_value=n))
+    lo, hi = wilson(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=1, max_size=200))
+def test_percentiles_are_monotone_and_bounded(values: list[float]) -> None:
+    d = distribution(values, intervals=False)
+    assert d["min"] <= d["p50"] <= d["p90"] <= d["p95"] <= d["p99"] <= d["max"]
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.sampled_from(["x", "y", '{"a":1}'])),
+                min_size=1, max_size=30, unique_by=lambda t: (t[0], t[1])), st.randoms())
+def test_metrics_do_not_depend_on_record_order(rows: list[tuple[str, int, str]], rnd: random.Random) -> None:
+    records = [rec(c, r, content, e2e=0.1 * (r + 1)) for c, r, content in rows]
+    shuffled = records[:]
+    rnd.shuffle(shuffled)
+    cases = {"s/a": CaseSpec(expect=Expect(json_valid=True))}
+    assert cell_metrics(records, cases, stream=True, currency="X") == \
+        cell_metrics(shuffled, cases, stream=True, currency="X")
