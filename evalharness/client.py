@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|$)", re.DOTALL)
+_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|\Z)", re.DOTALL)
 
 # Error kinds (the report counts errors by these names).
 HTTP = "http_error"
@@ -106,6 +106,8 @@ def _message_outcome(data: Any, status: int) -> Outcome:
     try:
         choice = data["choices"][0]
         message = choice["message"]
+        if not isinstance(message, dict):
+            raise TypeError("message is not an object")
     except (KeyError, IndexError, TypeError):
         return Outcome(ok=False, status=status, error_kind=INVALID_RESPONSE,
                        error=f"response has no choices[0].message: {_short(json.dumps(data)[:500])}")
@@ -139,9 +141,11 @@ class _StreamState:
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                delta = {}
             text = False
             piece = delta.get("content")
             if piece:
@@ -229,9 +233,9 @@ class ChatClient:
     async def complete(self, body: dict[str, Any]) -> Outcome:
         """One attempt. Never raises for network or protocol failures: they come back as an error Outcome."""
         stream = bool(body.get("stream"))
+        request = self._client.build_request("POST", self.url, json=body)  # encoded before the clock starts
         t0 = time.perf_counter_ns()
         try:
-            request = self._client.build_request("POST", self.url, json=body)
             response = await self._client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             return Outcome(ok=False, error_kind=TIMEOUT, error=f"timed out before the response: {type(exc).__name__}")

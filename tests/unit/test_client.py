@@ -286,10 +286,6 @@ def test_transport_failures_become_outcomes(exc: Exception, kind: str) -> None:
     assert out.status is None
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "client._message_outcome only catches KeyError/IndexError/TypeError around choices[0].message; "
-    "a null (or non-object) message then hits message.get(...) and AttributeError escapes "
-    "ChatClient.complete, breaking its 'never raises' contract (and the runner's gather)."))
 def test_null_message_is_an_invalid_response_not_an_exception() -> None:
     data = {"id": "x", "choices": [{"index": 0, "message": None, "finish_reason": "content_filter"}]}
     out = complete(json_handler(data), PLAIN_BODY)
@@ -297,10 +293,6 @@ def test_null_message_is_an_invalid_response_not_an_exception() -> None:
     assert out.error_kind == "invalid_response"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "client._THINK ends the unclosed-<think> alternative with '$', which (without \\Z) matches before a "
-    "trailing newline: when the output is cut off inside the thinking block and the last text ends in "
-    "'\\n', content becomes '\\n' and ttfc_s is set to that chunk's time although no answer arrived."))
 def test_stream_cut_off_inside_think_has_no_answer() -> None:
     handler = stream_handler(chunk({"content": "<think>"}), chunk({"content": "still thinking\n"}),
                              chunk({"content": "more\n\n"}, finish="length"))
