@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from evalharness.store import (
     read_records,
     write_json,
 )
+from evalharness.transport import run_async
 
 
 def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
             print(f"Running {cfg.name}: {len(todo)} requests"
                   + (f" ({len(done)} already done)" if done else "")
                   + f" against {target['model']} at {target['base_url']}", file=stdout, flush=True)
-            asyncio.run(_execute(loaded, target, run_dir, todo))
+            run_async(_execute(loaded, target, run_dir, todo))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():

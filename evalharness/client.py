@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from evalharness.transport import default_transport, is_timeout
+
 _THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|\Z)", re.DOTALL)
 
 # Error kinds (the report counts errors by these names).
@@ -212,17 +214,16 @@ class ChatClient:
     def __init__(self, base_url: str, *, api_key: str | None = None, headers: dict[str, str] | None = None,
                  timeout_s: float = 60.0, max_connections: int = 64,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        all_headers = {"Accept": "application/json, text/event-stream", **(headers or {})}
+        self._headers = {"Accept": "application/json, text/event-stream", "Accept-Encoding": "identity",
+                         "Content-Type": "application/json", **(headers or {})}
         if api_key:
-            all_headers["Authorization"] = f"Bearer {api_key}"
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self._client = httpx.AsyncClient(
-            headers=all_headers, timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport)
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self.url = httpx.URL(base_url.rstrip("/") + "/chat/completions")
+        self._timeout = httpx.Timeout(timeout_s).as_dict()
+        self._transport = transport or default_transport(max_connections)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -233,15 +234,19 @@ class ChatClient:
     async def complete(self, body: dict[str, Any]) -> Outcome:
         """One attempt. Never raises for network or protocol failures: they come back as an error Outcome."""
         stream = bool(body.get("stream"))
-        request = self._client.build_request("POST", self.url, json=body)  # encoded before the clock starts
+        # Encoded before the clock starts; sent straight to the transport (see transport.py for why).
+        request = httpx.Request("POST", self.url, headers=self._headers,
+                                content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                                extensions={"timeout": self._timeout})
         t0 = time.perf_counter_ns()
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            return Outcome(ok=False, error_kind=TIMEOUT, error=f"timed out before the response: {type(exc).__name__}")
-        except httpx.ConnectError as exc:
-            return Outcome(ok=False, error_kind=CONNECT, error=f"cannot connect: {_short(str(exc))}")
+            response = await self._transport.handle_async_request(request)
         except httpx.TransportError as exc:
+            if is_timeout(exc):
+                return Outcome(ok=False, error_kind=TIMEOUT,
+                               error=f"timed out before the response: {type(exc).__name__}")
+            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                return Outcome(ok=False, error_kind=CONNECT, error=f"cannot connect: {_short(str(exc))}")
             return Outcome(ok=False, error_kind=STREAM_BROKEN, error=f"{type(exc).__name__}: {_short(str(exc))}")
         try:
             if response.status_code >= 400:
@@ -262,10 +267,10 @@ class ChatClient:
             outcome = _message_outcome(data, response.status_code)
             outcome.e2e_s = (end - t0) / 1e9
             return outcome
-        except httpx.TimeoutException as exc:
-            return Outcome(ok=False, status=response.status_code, error_kind=TIMEOUT,
-                           error=f"timed out while reading the response: {type(exc).__name__}")
         except httpx.TransportError as exc:
+            if is_timeout(exc):
+                return Outcome(ok=False, status=response.status_code, error_kind=TIMEOUT,
+                               error=f"timed out while reading the response: {type(exc).__name__}")
             return Outcome(ok=False, status=response.status_code, error_kind=STREAM_BROKEN,
                            error=f"connection lost while reading: {type(exc).__name__}: {_short(str(exc))}")
         finally:

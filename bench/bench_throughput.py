@@ -1,0 +1,132 @@
+"""Throughput: `evalharness run` against a canned nginx endpoint vs plain aiohttp+uvloop and plain httpx loops.
+
+Run by hand (needs nginx, and the bench extra: pip install -e '.[bench]'):
+
+    python bench/bench_throughput.py                 # N=20000 at concurrency 1, 16, 64, 256
+    python bench/bench_throughput.py -n 5000 -c 64   # a quicker look
+
+Each line prints requests/s for the same N and concurrency. The evalharness figure is the whole
+`evalharness run` (plan, requests, records, scoring, summary and report), plus the request phase alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from canned import canned_server
+
+BODY = {"model": "bench", "messages": [{"role": "user", "content": "Reply with JSON."}], "max_tokens": 16}
+
+
+async def _pool(n: int, concurrency: int, one: Callable[[], Awaitable[None]]) -> None:
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await one()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def plain_aiohttp(url: str, n: int, concurrency: int) -> float:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one() -> None:
+            async with session.post(url + "/v1/chat/completions", json=BODY) as resp:
+                json.loads(await resp.read())
+
+        t0 = time.perf_counter()
+        await _pool(n, concurrency, one)
+        return n / (time.perf_counter() - t0)
+
+
+async def plain_httpx(url: str, n: int, concurrency: int) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as client:
+        async def one() -> None:
+            resp = await client.post(url + "/v1/chat/completions", json=BODY)
+            resp.json()
+
+        t0 = time.perf_counter()
+        await _pool(n, concurrency, one)
+        return n / (time.perf_counter() - t0)
+
+
+def _loop_run(coro_fn: Callable[..., Awaitable[float]], *args: object) -> float:
+    try:
+        import uvloop
+
+        return uvloop.run(coro_fn(*args))  # type: ignore[no-any-return]
+    except ImportError:
+        return asyncio.run(coro_fn(*args))  # type: ignore[arg-type]
+
+
+def evalharness_run(url: str, n: int, concurrency: int, stream: bool) -> tuple[float, float]:
+    """Whole-run requests/s and request-phase requests/s of a real `evalharness run`."""
+    from evalharness import app
+
+    cases = 20
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "suite.yaml").write_text(
+            "name: bench\ncases:\n" + "".join(
+                f"  - id: c{i}\n    prompt: Reply with JSON number {i}.\n    expect: {{json_valid: true}}\n"
+                for i in range(cases)))
+        base = url + ("/stream/v1" if stream else "/v1")
+        (folder / "config.yaml").write_text(
+            f"name: bench\ntarget: {{base_url: '{base}', model: bench}}\nsuites: [suite.yaml]\n"
+            f"defaults: {{max_tokens: 16}}\nrepeats: {max(1, n // cases)}\n"
+            f"run: {{concurrency: {concurrency}, stream: {str(stream).lower()}, max_retries: 0}}\n")
+        t0 = time.perf_counter()
+        with redirect_stdout(io.StringIO()):
+            app.run(str(folder / "config.yaml"), out=str(folder / "run"))
+        total = time.perf_counter() - t0
+        records = [json.loads(line) for line in (folder / "run/results.jsonl").read_text().splitlines()]
+        assert len(records) == n and all(r["ok"] for r in records), "every request must succeed"
+        starts = sorted(r["started_at"] for r in records)
+        from datetime import datetime
+
+        first = datetime.fromisoformat(starts[0])
+        last_end = max(datetime.fromisoformat(r["started_at"]).timestamp() + (r["timings"]["e2e_s"] or 0)
+                       for r in records)
+        phase = last_end - first.timestamp()
+        return n / total, n / phase
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("-c", "--concurrency", type=int, action="append")
+    parser.add_argument("--stream", action="store_true", help="evalharness streams (SSE) from the canned stream")
+    args = parser.parse_args()
+    levels = args.concurrency or [1, 16, 64, 256]
+    with canned_server() as url:
+        print(f"N={args.n}, canned nginx at {url}, stream={args.stream}")
+        print(f"{'concurrency':>11}  {'aiohttp+uvloop':>14}  {'httpx':>8}  {'evalharness run':>15}  "
+              f"{'(requests only)':>15}  {'ratio':>6}")
+        for c in levels:
+            a = _loop_run(plain_aiohttp, url, args.n, c)
+            h = _loop_run(plain_httpx, url, args.n, c)
+            whole, phase = evalharness_run(url, args.n, c, args.stream)
+            print(f"{c:>11}  {a:>12.0f}/s  {h:>6.0f}/s  {whole:>13.0f}/s  {phase:>13.0f}/s  {whole / a:>6.2f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
