@@ -94,7 +94,7 @@ def canned_server() -> Iterator[str]:
     conf = tmp / "nginx.conf"
     stream_file = tmp / "files/stream/v1/chat/completions"
     stream_file.parent.mkdir(parents=True)
-    stream_file.write_text(sse_body())
+    stream_file.write_text(sse_body(CHUNKS))
     tmp.chmod(0o755)
     conf.write_text(CONF.format(tmp=tmp, port=port, json=_nginx_quote(json.dumps(COMPLETION))))
     proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)

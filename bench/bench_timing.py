@@ -1,0 +1,124 @@
+"""Timing fidelity: evalharness's ttft/e2e against a test server whose delays are known.
+
+A server in its own process (aiohttp on uvloop) answers each streamed request after a fixed delay with a
+first chunk, then more chunks at a fixed gap, and notes with the system-wide monotonic clock when it
+received the request and when it wrote the first and last chunk. The same clock is what evalharness
+reads (time.perf_counter_ns is CLOCK_MONOTONIC on Linux), so measured minus known is the harness's error
+(plus loopback transit, a few tens of microseconds).
+
+    python bench/bench_timing.py            # 640 requests at concurrency 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import multiprocessing
+import socket
+import statistics
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+FIRST_DELAY_S = 0.050
+CHUNK_GAP_S = 0.005
+CHUNKS = 10
+
+
+def _serve(port: int, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    import uvloop
+    from aiohttp import web
+
+    stamps: dict[str, list[int]] = {}
+    counter = 0
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        nonlocal counter
+        received = time.perf_counter_ns()
+        await request.read()
+        counter += 1
+        rid = f"r{counter}"
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await asyncio.sleep(FIRST_DELAY_S)
+        await resp.prepare(request)
+        first = 0
+        for i in range(CHUNKS):
+            if i:
+                await asyncio.sleep(CHUNK_GAP_S)
+            chunk = {"id": rid, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if i == 0:
+                first = time.perf_counter_ns()
+        usage = {"id": rid, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": CHUNKS}}
+        await resp.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+        last = time.perf_counter_ns()
+        await resp.write_eof()
+        stamps[rid] = [received, first, last]
+        return resp
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(stamps)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        app.router.add_get("/stats", stats)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=640)
+    parser.add_argument("-c", "--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    import httpx
+
+    from evalharness import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=_serve, args=(port, ready), daemon=True)
+    server.start()
+    ready.wait(10)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "suite.yaml").write_text("name: t\ncases:\n  - id: a\n    prompt: hi\n")
+            (folder / "config.yaml").write_text(
+                f"name: timing\ntarget: {{base_url: 'http://127.0.0.1:{port}/v1', model: m}}\n"
+                f"suites: [suite.yaml]\nrepeats: {args.n}\n"
+                f"run: {{concurrency: {args.concurrency}, stream: true, max_retries: 0}}\n")
+            with redirect_stdout(io.StringIO()):
+                app.run(str(folder / "config.yaml"), out=str(folder / "run"))
+            records = [json.loads(x) for x in (folder / "run/results.jsonl").read_text().splitlines()]
+        stamps = httpx.get(f"http://127.0.0.1:{port}/stats").json()
+    finally:
+        server.terminate()
+    ttft_err, e2e_err = [], []
+    for r in records:
+        received, first, last = stamps[r["response_id"]]
+        ttft_err.append(r["timings"]["ttft_s"] * 1e3 - (first - received) / 1e6)
+        e2e_err.append(r["timings"]["e2e_s"] * 1e3 - (last - received) / 1e6)
+
+    def p99(xs: list[float]) -> float:
+        return sorted(xs)[int(0.99 * (len(xs) - 1))]
+
+    print(f"{len(records)} streamed requests at concurrency {args.concurrency}; server delays: first chunk "
+          f"{FIRST_DELAY_S * 1e3:.0f} ms, then {CHUNKS - 1} chunks {CHUNK_GAP_S * 1e3:.0f} ms apart")
+    print(f"ttft error (measured - server): median {statistics.median(ttft_err):.3f} ms, p99 {p99(ttft_err):.3f} ms")
+    print(f"e2e  error (measured - server): median {statistics.median(e2e_err):.3f} ms, p99 {p99(e2e_err):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
