@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GRID: dict[str, list[Any]] = {"temperature": [0, 0.3, 0.7, 1.0, 1.3], "top_p": [0.8, 0.95], "seed": [None, 42],
                               "response_format": [None, {"type": "json_object"}]}
 CASES = 50
-PRICING = {"currency": "CNY", "input_per_1k": 0.0005, "output_per_1k": 0.00175}
+CURRENCY, INPUT_PER_1K, OUTPUT_PER_1K = "CNY", 0.0005, 0.00175
 ERROR_SHARE = 0.01
+START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def newest_quickstart() -> Path | None:
@@ -71,7 +73,7 @@ def synthesise(out: Path, source: Path, n_records: int, seed: int = 7) -> int:
     new["run_id"] = out.name
     new["config"]["grid"] = GRID
     new["config"]["repeats"] = repeats
-    new["config"]["pricing"] = PRICING
+    new["config"]["pricing"] = {"currency": CURRENCY, "input_per_1k": INPUT_PER_1K, "output_per_1k": OUTPUT_PER_1K}
     new["cases"] = cases
     new["plan"] = {"requests": len(cells) * CASES * repeats, "repeats": repeats, "cases": CASES,
                    "cells": [{"cell_id": c.cell_id, "label": c.label, "params": c.params} for c in cells],
@@ -89,8 +91,11 @@ def synthesise(out: Path, source: Path, n_records: int, seed: int = 7) -> int:
                         template = pool[zlib.crc32(key.encode()) % len(pool)]
                     else:
                         template = rng.choice(pool)
-                    fh.write(json.dumps(_record(template, cell.cell_id, cell.params, key, repeat, rng),
-                                        separators=(",", ":")) + "\n")
+                    record = _record(template, cell.cell_id, cell.params, key, repeat, rng)
+                    # Starts 20 ms apart, in the runner's format: a run of about half an hour.
+                    started = START + timedelta(seconds=0.02 * written)
+                    record["started_at"] = started.isoformat(timespec="milliseconds")
+                    fh.write(json.dumps(record, separators=(",", ":")) + "\n")
                     written += 1
     return written
 
@@ -112,7 +117,7 @@ def _record(template: dict[str, Any], cell_id: str, params: dict[str, Any], key:
                   timings=timings, response_id=f"chatcmpl-{rng.getrandbits(64):016x}",
                   usage={"prompt_tokens": prompt, "completion_tokens": completion,
                          "total_tokens": prompt + completion},
-                  cost=prompt / 1000 * PRICING["input_per_1k"] + completion / 1000 * PRICING["output_per_1k"])
+                  cost=prompt / 1000 * INPUT_PER_1K + completion / 1000 * OUTPUT_PER_1K)
     if rng.random() < ERROR_SHARE:
         record.update(ok=False, http_status=None, error_kind="timeout", error="read timeout after 60.0 s",
                       content=None, finish_reason=None, usage=None, cost=None,

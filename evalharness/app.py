@@ -12,11 +12,12 @@ from typing import Any, TextIO
 from evalharness import __version__
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
-from evalharness.console import format_outcome, format_plan
+from evalharness.console import format_comparison, format_outcome, format_plan
 from evalharness.errors import RunAborted, UsageError
 from evalharness.local import MODEL_ALIAS, local_server
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
+from evalharness.regress import compare_runs, load_baselines, load_run, stored_baseline
 from evalharness.report import write_reports
 from evalharness.runner import Runner
 from evalharness.scoring.metrics import CaseSpec
@@ -66,21 +67,23 @@ def _digest(ids: Iterator[str] | Any) -> str:
 def _target(loaded: LoadedConfig, run_dir: Path) -> Iterator[dict[str, Any]]:
     target = loaded.config.target
     if target.kind == "local":
-        with local_server(run_dir / "server.log", n_ctx=target.n_ctx,
+        with local_server(run_dir / "server.log", n_ctx=target.n_ctx, n_threads=target.n_threads,
                           startup_timeout_s=target.startup_timeout_s) as base_url:
             yield {"kind": "local", "base_url": base_url, "model": MODEL_ALIAS}
     else:
         yield {"kind": target.kind, "base_url": target.base_url, "model": target.model}
 
 
-def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True
-           ) -> dict[str, Any]:
-    """Score the stored records, write summary.json and every report."""
+def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
+           baseline: str | None = None) -> dict[str, Any]:
+    """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``)."""
     manifest = read_json(run_dir / MANIFEST)
     records = read_records(run_dir)
     from evalharness.summary import build_summary
 
-    summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason, gates_enabled=gates)
+    baselines = load_baselines(manifest, run_dir, baseline) if gates else None
+    summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason, gates_enabled=gates,
+                            baselines=baselines)
     write_json(run_dir / SUMMARY, summary)
     summary["_reports"] = [str(p) for p in write_reports(run_dir, manifest, summary, records)]
     return summary
@@ -93,9 +96,11 @@ def exit_code(summary: dict[str, Any]) -> int:
 
 
 def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resume: str | None = None,
-        gates: bool = True, stdout: TextIO | None = None) -> int:
+        gates: bool = True, baseline: str | None = None, stdout: TextIO | None = None) -> int:
     """``evalharness run``: returns the exit code."""
     stdout = stdout or sys.stdout
+    if baseline:
+        open_run_dir(Path(baseline))  # a wrong --baseline is a usage error before anything is spent
     loaded = load_config(config_path)
     cfg = loaded.config
     plan = make_plan(loaded)
@@ -112,8 +117,11 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
     else:
         run_dir = Path(out) if out else Path("reports") / cfg.name / new_run_id()
         run_dir.mkdir(parents=True, exist_ok=True)
-    done = {r["item_id"] for r in read_records(run_dir)}
+    records = read_records(run_dir)
+    done = {r["item_id"] for r in records}
     todo = [item for item in plan.items if item.item_id not in done]
+    # A resumed run's budget counts what its earlier part was charged.
+    spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records)
     stop_reason = None
     try:
         with _target(loaded, run_dir) as target:
@@ -126,7 +134,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
             print(f"Running {cfg.name}: {len(todo)} requests"
                   + (f" ({len(done)} already done)" if done else "")
                   + f" against {target['model']} at {target['base_url']}", file=stdout, flush=True)
-            run_async(_execute(loaded, target, run_dir, todo))
+            run_async(_execute(loaded, target, run_dir, todo, spent=spent))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -135,7 +143,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         stop_reason = "interrupted"
         if not (run_dir / MANIFEST).exists():
             raise RunAborted("interrupted before the run started") from None
-    summary = finish(run_dir, complete=stop_reason is None, stop_reason=stop_reason, gates=gates)
+    summary = finish(run_dir, complete=stop_reason is None, stop_reason=stop_reason, gates=gates, baseline=baseline)
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
     if stop_reason:
         print(f"The run stopped early: {stop_reason}\nResume it with: evalharness run {config_path} "
@@ -143,7 +151,8 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
     return exit_code(summary)
 
 
-async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, todo: list[Any]) -> None:
+async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, todo: list[Any], *,
+                   spent: float = 0.0) -> None:
     cfg = loaded.config
     writer = ResultWriter(run_dir)
     try:
@@ -151,7 +160,7 @@ async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, 
                               timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
             runner = Runner(chat, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
                             api_key_env=cfg.target.api_key_env, progress=Progress())
-            await runner.run(todo, total=len(todo))
+            await runner.run(todo, total=len(todo), spent=spent)
     finally:
         writer.close()
 
@@ -166,9 +175,23 @@ def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:
     complete = n_done >= manifest["plan"]["requests"]
     stop_reason = None if complete else (previous.get("stop_reason") or
                                          f"{n_done} of {manifest['plan']['requests']} requests stored")
-    summary = finish(run_dir, complete=complete, stop_reason=stop_reason)
+    summary = finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous))
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
     return exit_code(summary)
+
+
+def compare(base_run: str, new_run: str, *, rate_tolerance: float, latency_tolerance: float,
+            json_out: str | None = None, stdout: TextIO | None = None) -> int:
+    """``evalharness compare BASE_RUN NEW_RUN``: exit 1 when anything regressed, else 0."""
+    result = compare_runs(load_run(base_run), load_run(new_run), rate_tolerance=rate_tolerance,
+                          latency_tolerance=latency_tolerance)
+    if not result["cells"]:
+        raise UsageError(f"no cell of {new_run} has the same params as a cell of {base_run}; "
+                         "compare runs of the same grid")
+    if json_out:
+        write_json(Path(json_out), result)
+    print(format_comparison(result), file=stdout or sys.stdout)
+    return 0 if result["passed"] else 1
 
 
 def validate(config_path: str, stdout: TextIO | None = None) -> int:

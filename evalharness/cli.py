@@ -1,4 +1,4 @@
-"""The command line: ``evalharness run | validate | report`` (exit codes in the README)."""
+"""The command line: ``evalharness run | validate | report | compare | probe`` (exit codes in the README)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from evalharness import __version__, app
+from evalharness import __version__, app, regress
 from evalharness.errors import EvalHarnessError, UsageError
+from evalharness.probe import probe
+
+
+def tolerance(text: str) -> float:
+    """A tolerance: a number >= 0 (argparse turns the ValueError into a usage error, exit 2)."""
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(text)
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,12 +35,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and cost estimate; call nothing")
     p.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     p.add_argument("--no-gates", action="store_true", help="do not evaluate gates (exit 0 unless the run fails)")
+    p.add_argument("--baseline", metavar="RUN_DIR", help="also gate on regressions against the run in RUN_DIR "
+                                                         "(as evalharness compare does)")
 
     p = sub.add_parser("validate", help="load and validate a config and its suites")
     p.add_argument("config", metavar="CONFIG")
 
     p = sub.add_parser("report", help="rebuild summary and reports of a finished run from its records")
     p.add_argument("run_dir", metavar="RUN_DIR")
+
+    p = sub.add_parser("compare", help="regression verdicts of NEW_RUN against BASE_RUN (exit 1 on a regression)")
+    p.add_argument("base_run", metavar="BASE_RUN")
+    p.add_argument("new_run", metavar="NEW_RUN")
+    p.add_argument("--max-drop", type=tolerance, default=regress.RATE_TOLERANCE, metavar="POINTS",
+                   help="a rate may worsen by this much (0.05 = 5 points) before it counts as a regression "
+                        f"(default {regress.RATE_TOLERANCE:g})")
+    p.add_argument("--max-slowdown", type=tolerance, default=regress.LATENCY_TOLERANCE, metavar="FRACTION",
+                   help="a median latency may grow by this fraction (0.5 = 50%%) before it counts as a "
+                        f"regression (default {regress.LATENCY_TOLERANCE:g})")
+    p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE")
+
+    p = sub.add_parser("probe", help="test which request parameters the config's target really honours")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("--out", metavar="DIR", help="where to write probe.json and probe.html "
+                                                "(default: reports/<name>/probe-<run-id>)")
     return parser
 
 
@@ -42,12 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             if args.resume and args.out:
                 raise UsageError("--resume and --out cannot be combined: a resumed run stays in its folder")
+            if args.baseline and args.no_gates:
+                raise UsageError("--baseline gates the run on regressions; it cannot be combined with --no-gates")
             return app.run(args.config, out=args.out, dry_run=args.dry_run, resume=args.resume,
-                           gates=not args.no_gates)
+                           gates=not args.no_gates, baseline=args.baseline)
         if args.command == "validate":
             return app.validate(args.config)
         if args.command == "report":
             return app.report(args.run_dir)
+        if args.command == "compare":
+            return app.compare(args.base_run, args.new_run, rate_tolerance=args.max_drop,
+                               latency_tolerance=args.max_slowdown, json_out=args.json)
+        if args.command == "probe":
+            return probe(args.config, out=args.out)
     except EvalHarnessError as exc:
         print(f"evalharness: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -208,6 +208,37 @@ def _sec(t: int | None, t0: int) -> float | None:
     return None if t is None else (t - t0) / 1e9
 
 
+def _valid_usage(usage: Any) -> bool:
+    """A usage object whose token counts, where given, are numbers."""
+    if not isinstance(usage, dict):
+        return False
+    counts = [usage.get(key) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    return all(n is None or (isinstance(n, (int, float)) and not isinstance(n, bool)) for n in counts)
+
+
+def _scrub(outcome: Outcome, secret: str) -> None:
+    """Replace ``secret`` wherever a server put it into text that will be stored."""
+    for name in ("error", "content", "reasoning"):
+        text = getattr(outcome, name)
+        if text and secret in text:
+            setattr(outcome, name, text.replace(secret, "<redacted>"))
+
+
+def _never_connected(exc: httpx.TransportError) -> bool:
+    """Whether the connection failed, so the request never reached the server.
+
+    httpx-aiohttp maps every aiohttp connection error to ``ConnectTimeout``, including a reset or a
+    disconnect after the request was sent; only aiohttp's ``ClientConnectorError`` means "could not
+    connect". Told apart by class name, so this module does not depend on which transport is in use.
+    """
+    if isinstance(exc, httpx.ConnectError):
+        return True
+    if not isinstance(exc, httpx.ConnectTimeout):
+        return False
+    cause = exc.__cause__
+    return cause is None or any(c.__name__ == "ClientConnectorError" for c in type(cause).__mro__)
+
+
 class ChatClient:
     """Sends chat-completions requests to one OpenAI-compatible endpoint."""
 
@@ -218,6 +249,9 @@ class ChatClient:
                          "Content-Type": "application/json", **(headers or {})}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        # Some servers echo a rejected key in their error message; it must not reach the records. A very
+        # short key is not scrubbed: it would garble ordinary text and is no real secret.
+        self._secret = api_key if api_key and len(api_key) >= 8 else None
         self.url = httpx.URL(base_url.rstrip("/") + "/chat/completions")
         self._timeout = httpx.Timeout(timeout_s).as_dict()
         self._transport = transport or default_transport(max_connections)
@@ -233,6 +267,14 @@ class ChatClient:
 
     async def complete(self, body: dict[str, Any]) -> Outcome:
         """One attempt. Never raises for network or protocol failures: they come back as an error Outcome."""
+        outcome = await self._attempt(body)
+        if outcome.usage is not None and not _valid_usage(outcome.usage):
+            outcome.usage = None  # malformed usage is no usage (charged as unknown), not a crash in the sums
+        if self._secret:
+            _scrub(outcome, self._secret)
+        return outcome
+
+    async def _attempt(self, body: dict[str, Any]) -> Outcome:
         stream = bool(body.get("stream"))
         # Encoded before the clock starts; sent straight to the transport (see transport.py for why).
         request = httpx.Request("POST", self.url, headers=self._headers,
@@ -245,9 +287,11 @@ class ChatClient:
             if is_timeout(exc):
                 return Outcome(ok=False, error_kind=TIMEOUT,
                                error=f"timed out before the response: {type(exc).__name__}")
-            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            if _never_connected(exc):
                 return Outcome(ok=False, error_kind=CONNECT, error=f"cannot connect: {_short(str(exc))}")
-            return Outcome(ok=False, error_kind=STREAM_BROKEN, error=f"{type(exc).__name__}: {_short(str(exc))}")
+            # The exception's class says little here (a reset arrives as ConnectTimeout); its text says what.
+            return Outcome(ok=False, error_kind=STREAM_BROKEN,
+                           error=f"connection lost before the response: {_short(str(exc))}")
         try:
             if response.status_code >= 400:
                 body_bytes = await response.aread()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -10,12 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalharness.errors import ConfigError
 from evalharness.params import PARAM_NAMES, RequestParams
+from evalharness.scoring.metrics import CATALOGUE
+from evalharness.scoring.paired import COMPARABLE, split_metric
 from evalharness.suites import Suite, load_suite
-from evalharness.yamlsrc import describe_error, load_yaml, parse_model
+from evalharness.thinking import SwitchMessage, ThinkingVia, normalize_thinking
+from evalharness.yamlsrc import YamlDoc, describe_error, load_yaml, parse_model
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ThinkingOptions(_Strict):
+    """How this target switches Qwen3's thinking mode for ``thinking: on | off``."""
+
+    via: ThinkingVia = "chat_template_kwargs"
+    # Where the soft switch goes (``via: soft_switch | both``): appended to the last message of this role.
+    message: SwitchMessage = "user"
 
 
 class Target(_Strict):
@@ -27,7 +39,9 @@ class Target(_Strict):
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = Field(None, ge=1, le=256)
     startup_timeout_s: float = Field(180.0, gt=0)
+    thinking: ThinkingOptions = Field(default_factory=ThinkingOptions)
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> Target:
@@ -68,18 +82,43 @@ class RunOptions(_Strict):
 
 
 class Gate(_Strict):
-    """A pass/fail rule on a metric: per matching cell, or on the run totals (``metric: totals.cost``)."""
+    """A pass/fail rule on a metric: per matching cell, or on the run totals (``metric: totals.cost``).
+
+    With ``baseline`` (a run directory, relative to this config's folder, or ``previous``: the latest earlier
+    complete run of this config) it is a regression check instead: it fails when the metric got worse than
+    the baseline by more than ``max_drop`` (rates, in rate points: 0.05 = 5 points) or ``max_rise``
+    (``error_rate`` in rate points; latencies relative: 0.2 = 20% slower), judged on its 95% interval.
+    """
 
     metric: str
     where: dict[str, Any] = Field(default_factory=dict)
     min: float | None = None
     max: float | None = None
+    baseline: str | None = Field(None, min_length=1)
+    max_drop: float | None = Field(None, ge=0)
+    max_rise: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _has_bound(self) -> Gate:
-        if self.min is None and self.max is None:
-            raise ValueError("a gate needs min or max")
+        if self.baseline is None:
+            if self.max_drop is not None or self.max_rise is not None:
+                raise ValueError("max_drop and max_rise compare with a baseline run: add baseline: DIR or previous")
+            if self.min is None and self.max is None:
+                raise ValueError("a gate needs min or max (or baseline with max_drop or max_rise)")
+        else:
+            if self.min is not None or self.max is not None:
+                raise ValueError("a baseline gate takes max_drop or max_rise, not min or max")
+            if (self.max_drop is None) == (self.max_rise is None):
+                raise ValueError("a baseline gate needs exactly one of max_drop or max_rise")
         return self
+
+
+class SuiteRef(_Strict):
+    """A suite file and which of its cases to run: those listed in ``cases`` and/or tagged with one of ``tags``."""
+
+    path: str
+    cases: list[str] | None = Field(None, min_length=1)
+    tags: list[str] | None = Field(None, min_length=1)
 
 
 class Config(_Strict):
@@ -89,7 +128,7 @@ class Config(_Strict):
     description: str = ""
     target: Target
     pricing: Pricing = Field(default_factory=Pricing)
-    suites: list[str] = Field(min_length=1)
+    suites: list[str | SuiteRef] = Field(min_length=1)
     defaults: RequestParams = Field(default_factory=RequestParams)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     repeats: int = Field(1, ge=1, le=10_000)
@@ -105,7 +144,17 @@ class Config(_Strict):
                                  f"({', '.join(sorted(PARAM_NAMES))})")
             if not values:
                 raise ValueError(f"grid axis {axis!r} has no values")
+        if "thinking" in grid:
+            # An unquoted `on`/`off` in YAML is a boolean; cells and gates compare the words.
+            grid["thinking"] = [normalize_thinking(v) for v in grid["thinking"]]
         return grid
+
+    @model_validator(mode="after")
+    def _gate_thinking_words(self) -> Config:
+        for gate in self.gates:
+            if "thinking" in gate.where:
+                gate.where["thinking"] = normalize_thinking(gate.where["thinking"])
+        return self
 
 
 class LoadedConfig(BaseModel):
@@ -132,19 +181,26 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError("a config must be a YAML mapping (name, target, suites, ...)", file=str(path), line=1)
     config: Config = parse_model(doc, Config, doc.data)
     for axis, values in config.grid.items():
+        seen_values: set[str] = set()
         for i, value in enumerate(values):
             try:
                 RequestParams.model_validate({axis: value})
             except ValidationError as exc:
                 raise doc.error(("grid", axis, i), describe_error(exc.errors()[0])) from exc
+            text = json.dumps(value, sort_keys=True)
+            if text in seen_values:
+                raise doc.error(("grid", axis, i), "repeats an earlier value of this axis",
+                                hint="each cell of the grid must differ; use repeats for more samples")
+            seen_values.add(text)
     suites: list[Suite] = []
     seen: dict[str, int] = {}
-    for i, rel in enumerate(config.suites):
-        suite_path = (path.parent / rel).resolve()
+    for i, entry in enumerate(config.suites):
+        ref = SuiteRef(path=entry) if isinstance(entry, str) else entry
+        suite_path = (path.parent / ref.path).resolve()
         if not suite_path.is_file():
-            raise doc.error(("suites", i), f"suite file not found: {rel} (looked in {suite_path})",
+            raise doc.error(("suites", i), f"suite file not found: {ref.path} (looked in {suite_path})",
                             hint="paths are relative to the config file's folder")
-        suite = load_suite(suite_path)
+        suite = _select(doc, i, ref, load_suite(suite_path))
         if suite.name in seen:
             raise doc.error(("suites", i), f"two suites are named {suite.name!r}")
         seen[suite.name] = i
@@ -153,4 +209,46 @@ def load_config(path: str | Path) -> LoadedConfig:
         for key in gate.where:
             if key not in config.grid and key not in PARAM_NAMES:
                 raise doc.error(("gates", i, "where", key), f"unknown parameter {key!r} in where")
+        problem = _gate_problem(gate, path.parent)
+        if problem:
+            raise doc.error(("gates", i, problem[0]), problem[1])
     return LoadedConfig(path=path.resolve(), config=config, suites=suites, raw=doc.data)
+
+
+def _select(doc: YamlDoc, i: int, ref: SuiteRef, suite: Suite) -> Suite:
+    """The suite with only the cases ``ref`` picks (all of them when it picks none)."""
+    if ref.cases is None and ref.tags is None:
+        return suite
+    known = {case.id for case in suite.cases}
+    for j, case_id in enumerate(ref.cases or ()):
+        if case_id not in known:
+            raise doc.error(("suites", i, "cases", j), f"{ref.path} has no case {case_id!r}")
+    keep = {case.id for case in suite.cases
+            if case.id in (ref.cases or ()) or set(case.tags) & set(ref.tags or ())}
+    if not keep:
+        raise doc.error(("suites", i, "tags"), f"no case in {ref.path} has any of the tags {ref.tags}")
+    return suite.only(keep)
+
+
+def _gate_problem(gate: Gate, folder: Path) -> tuple[str, str] | None:
+    """What is wrong with a gate's metric or baseline, as (key, message); None when nothing is."""
+    name = gate.metric.partition(".")[0]
+    if gate.baseline is None:
+        if name != "totals" and name not in CATALOGUE:
+            return "metric", f"unknown metric {name!r}; metrics are {', '.join(CATALOGUE)}, or totals.<field>"
+        return None
+    try:
+        name, _ = split_metric(gate.metric)
+    except ValueError as exc:
+        return "metric", str(exc)
+    if COMPARABLE[name].higher_is_better and gate.max_rise is not None:
+        return "max_rise", f"higher {name} is better, so a baseline gate limits its fall: use max_drop"
+    if not COMPARABLE[name].higher_is_better and gate.max_drop is not None:
+        return "max_drop", f"lower {name} is better, so a baseline gate limits its rise: use max_rise"
+    if gate.baseline != "previous":
+        run_dir = Path(gate.baseline).expanduser()
+        run_dir = run_dir if run_dir.is_absolute() else folder / run_dir
+        if not (run_dir / "manifest.json").is_file():
+            return "baseline", (f"{gate.baseline} is not a run directory (no manifest.json in {run_dir}); "
+                                f"give a run's folder, relative to this config, or previous")
+    return None

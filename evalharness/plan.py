@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalharness.config import LoadedConfig
+from evalharness.errors import ConfigError
 from evalharness.params import merge_params
+from evalharness.thinking import apply_thinking
 
 PLAN_SEED = 20261127
 
@@ -83,11 +85,17 @@ class Plan:
     def estimate(self, input_per_1k: float, output_per_1k: float) -> Estimate:
         """Token and cost range: prompts from text length (~4 chars a token), completions up to max_tokens."""
         prompt = sum(_approx_tokens(item.messages) for item in self.items)
-        caps = [item.params.get("max_tokens") for item in self.items]
+        caps = [completion_cap(item.params) for item in self.items]
         completion_max = None if any(c is None for c in caps) else sum(int(c) for c in caps if c is not None)
         cost_min = prompt / 1000 * input_per_1k
         cost_max = None if completion_max is None else cost_min + completion_max / 1000 * output_per_1k
         return Estimate(len(self.items), prompt, completion_max, cost_min, cost_max)
+
+
+def completion_cap(params: dict[str, Any]) -> int | None:
+    """The most completion tokens a request may produce: the smaller of max_tokens and max_completion_tokens."""
+    caps = [int(params[k]) for k in ("max_tokens", "max_completion_tokens") if params.get(k) is not None]
+    return min(caps) if caps else None
 
 
 def _approx_tokens(messages: list[dict[str, Any]]) -> int:
@@ -113,8 +121,12 @@ def make_plan(loaded: LoadedConfig) -> Plan:
     (with a fixed seed, so a resumed run plans the same items): requests of one cell do not all meet the
     server in the same state, and a server whose unseeded sampling depends on the previous request
     (llama.cpp's does) shows its real variation.
+
+    ``thinking`` is resolved here, per the target's ``thinking.via``: the items carry the messages and
+    params to send, and their params keep the ``thinking`` label for the record.
     """
     cfg = loaded.config
+    via, where = cfg.target.thinking.via, cfg.target.thinking.message
     cells = make_cells(cfg.grid)
     defaults = cfg.defaults.model_dump(exclude_unset=True)
     items: list[WorkItem] = []
@@ -126,10 +138,16 @@ def make_plan(loaded: LoadedConfig) -> Plan:
             for suite in loaded.suites:
                 for case in suite.cases:
                     params = merge_params(defaults, case.sent_params(), cell.params)
+                    try:
+                        messages, params = apply_thinking(suite.messages[case.id], params, via=via, message=where)
+                    except ValueError as exc:
+                        raise ConfigError(f"case {case.id!r}: {exc}", file=str(suite.path), key="thinking",
+                                          hint="target.thinking.via soft_switch appends /think or /no_think "
+                                               "to a message of target.thinking.message's role") from exc
                     block.append(WorkItem(
                         item_id=f"{cell.cell_id}/{suite.name}/{case.id}/{repeat}",
                         cell_id=cell.cell_id, suite=suite.name, case_id=case.id, repeat=repeat,
-                        messages=suite.messages[case.id], params=params))
+                        messages=messages, params=params))
         rng.shuffle(block)
         items.extend(block)
     return Plan(cells=cells, items=items, repeats=cfg.repeats, cases=n_cases)

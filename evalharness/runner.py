@@ -2,17 +2,28 @@
 
 Per-request work stays small: the request body is built before timing starts, and a record is one
 JSON line appended and flushed after the response has been timed.
+
+An item is either stored whole (one record, with every attempt it took) or not at all: an item cut short
+by a stop (Ctrl-C, the budget) between attempts is left unrecorded, so ``--resume`` sends it again, and a
+recorded item is never sent again.
+
+Budget: before each attempt the worst case (estimated prompt + max_tokens) is reserved; after it, the cost
+from ``usage`` is charged, or the whole worst case when the server reported no usage for an attempt it
+may have billed. ``budget_charge`` in a record is what the item was charged, so a resumed run starts
+from what the earlier part spent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +35,7 @@ from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailur
 from evalharness.params import build_body
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
+from evalharness.ratelimit import RateLimiter
 from evalharness.store import ResultWriter
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -54,7 +66,11 @@ def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> fl
 def failure_hint(outcome: Outcome, api_key_env: str | None) -> str | None:
     """What to do about a non-retryable failure."""
     if outcome.status == 401:
-        return f"the API key was rejected; set {api_key_env or 'the API key variable'} to a valid key"
+        if api_key_env and not os.environ.get(api_key_env):
+            return f"the API key was rejected; set {api_key_env} (it is not set in this environment)"
+        if api_key_env:
+            return f"the API key was rejected; set {api_key_env} to a valid key"
+        return "the API key was rejected or missing; name the variable that holds it with target.api_key_env"
     if outcome.status == 403:
         return "the API key is not allowed to use this model or endpoint"
     if outcome.status == 404:
@@ -72,6 +88,29 @@ def cost_of(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
     return prompt / 1000 * pricing.input_per_1k + completion / 1000 * pricing.output_per_1k
 
 
+def tokens_used(usage: dict[str, Any] | None) -> int | None:
+    """Prompt + completion tokens from ``usage`` (the client lets only numeric counts through)."""
+    if not usage:
+        return None
+    return int((usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0))
+
+
+def may_be_billed(outcome: Outcome) -> bool:
+    """Whether the server may have generated (and billed) tokens for this attempt.
+
+    An HTTP error status or a refused connection means the request was turned away before any generation;
+    anything else (a timeout, a broken stream, a garbled body) may have cost tokens.
+    """
+    if outcome.error_kind == kinds.CONNECT:
+        return False
+    return not (outcome.error_kind == kinds.HTTP and (outcome.status or 0) >= 400)
+
+
+def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """A deliberately high estimate (2 characters a token) for reservations against budget and tpm."""
+    return sum(len(str(m.get("content", ""))) for m in messages) // 2 + 16
+
+
 @dataclass
 class RunState:
     """Counters shared by the workers and the progress line."""
@@ -86,6 +125,7 @@ class RunState:
     streak_key: str | None = None
     streak: int = 0
     any_ok: bool = False
+    interrupts: int = 0
 
 
 class Runner:
@@ -102,7 +142,10 @@ class Runner:
         self.api_key_env = api_key_env
         self.progress = progress
         self.rng = random.Random(seed)
+        self.limiter = RateLimiter(options.rpm, options.tpm)
         self._stop = asyncio.Event()
+        self._interrupted = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
         self.state = RunState(total=0)
         self.on_record: Callable[[dict[str, Any]], None] | None = None
 
@@ -112,27 +155,49 @@ class Runner:
             self.state.stop_reason = reason
         self._stop.set()
 
-    async def run(self, items: Iterable[WorkItem], *, total: int) -> RunState:
-        """Run every item (stopping early on budget, interruption or systematic failure)."""
-        self.state = RunState(total=total)
+    def interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: the first stops scheduling and lets in-flight requests finish; the second
+        cancels them (they are not recorded, so a resume sends them again)."""
+        self.state.interrupts += 1
+        self.stop("interrupted")
+        self._interrupted.set()
+        if self.state.interrupts == 1:
+            busy = sum(not w.done() for w in self._workers)
+            if busy:
+                print(f"\nStopping: letting {busy} in-flight request(s) finish (Ctrl-C again to cancel them)",
+                      file=sys.stderr, flush=True)
+            return
+        for worker in self._workers:
+            worker.cancel()
+
+    async def run(self, items: Iterable[WorkItem], *, total: int, spent: float = 0.0) -> RunState:
+        """Run every item (stopping early on budget, interruption or systematic failure).
+
+        ``spent`` is what earlier parts of a resumed run were charged against ``run.budget``.
+        """
+        self.state = RunState(total=total, spent=spent)
         queue: asyncio.Queue[WorkItem] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
         loop = asyncio.get_running_loop()
-        installed = _install_signal_handlers(loop, lambda: self.stop("interrupted"))
+        installed = _install_signal_handlers(loop, self.interrupt)
         if self.progress:
             self.progress.start(self.state)
         try:
-            workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)]
-            await asyncio.gather(*workers)
+            self._workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)]
+            results = await asyncio.gather(*self._workers, return_exceptions=True)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if self.progress:
                 self.progress.finish(self.state)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
         reason = self.state.stop_reason
         if reason == "interrupted":
-            raise RunInterrupted(f"interrupted after {self.state.done} of {total} requests")
+            cancelled = " (in-flight requests cancelled)" if self.state.interrupts > 1 else ""
+            raise RunInterrupted(f"interrupted after {self.state.done} of {total} requests{cancelled}")
         if reason and reason.startswith("budget"):
             raise BudgetExhausted(reason)
         if reason and reason.startswith("systematic"):
@@ -153,50 +218,81 @@ class Runner:
             if self.on_record:
                 self.on_record(record)
 
-    def _reserve(self, item: WorkItem) -> float | None:
-        """Reserve the worst-case cost of ``item`` against the budget; None if it does not fit."""
+    def _reserve(self, worst: float) -> bool:
+        """Reserve ``worst`` against the budget; False if it does not fit."""
         budget = self.options.budget
         if budget is None:
-            return 0.0
-        prompt_tokens = sum(len(str(m.get("content", ""))) for m in item.messages) // 2 + 16
-        out_tokens = item.params.get("max_tokens") or UNBOUNDED_MAX_TOKENS
-        worst = prompt_tokens / 1000 * self.pricing.input_per_1k + out_tokens / 1000 * self.pricing.output_per_1k
+            return True
         if self.state.spent + self.state.reserved + worst > budget:
-            return None
+            return False
         self.state.reserved += worst
-        return worst
+        return True
+
+    def _release(self, worst: float) -> None:
+        if self.options.budget is not None:
+            self.state.reserved -= worst
+
+    async def _unless_interrupted(self, waiting: Awaitable[object]) -> bool:
+        """Await ``waiting`` (a backoff or a rate-limit wait) unless Ctrl-C comes first; False if it did.
+
+        Waits can be long (a Retry-After, a low tpm), and an interrupted run should stop now, not then.
+        """
+        task = asyncio.ensure_future(waiting)
+        interrupted = asyncio.ensure_future(self._interrupted.wait())
+        try:
+            await asyncio.wait({task, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            interrupted.cancel()
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return not self._interrupted.is_set()
 
     async def _execute(self, item: WorkItem) -> dict[str, Any] | None:
+        """All attempts at one item: its record, or None if the run stopped before the item was done."""
         body = build_body(self.model, item.messages, item.params, stream=self.options.stream)
-        picked = time.perf_counter_ns()
-        reservation = self._reserve(item)
-        if reservation is None:
-            self.stop(f"budget: the next request could push spend past the budget of "
-                      f"{self.options.budget} {self.pricing.currency} (spent {self.state.spent:.6f})")
-            return None
+        prompt_tokens = estimate_prompt_tokens(item.messages)
+        out_tokens = item.params.get("max_tokens") or UNBOUNDED_MAX_TOKENS
+        worst_tokens = prompt_tokens + out_tokens
+        worst_cost = prompt_tokens / 1000 * self.pricing.input_per_1k + out_tokens / 1000 * self.pricing.output_per_1k
         attempts: list[dict[str, Any]] = []
-        started = datetime.now(UTC).isoformat(timespec="milliseconds")
-        try:
-            while True:
+        started: str | None = None
+        charged = 0.0
+        while True:
+            ready = time.perf_counter_ns()
+            if not self._reserve(worst_cost):
+                self.stop(f"budget: the next request could push spend past the budget of {self.options.budget} "
+                          f"{self.pricing.currency} (spent {self.state.spent:.6f}); raise run.budget to go on")
+                return None
+            try:
+                if self.limiter.enabled and not await self._unless_interrupted(self.limiter.acquire(worst_tokens)):
+                    return None
+                started = started or datetime.now(UTC).isoformat(timespec="milliseconds")
                 sent = time.perf_counter_ns()
                 outcome = await self.chat.complete(body)
-                attempt = {"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
-                           "e2e_s": outcome.e2e_s}
-                attempts.append(attempt)
-                if outcome.ok or not is_retryable(outcome) or len(attempts) > self.options.max_retries:
-                    break
-                if self._stop.is_set() and self.state.stop_reason == "interrupted":
-                    break
-                wait = backoff_s(len(attempts) - 1, outcome.retry_after_s, self.rng)
-                attempt["wait_s"] = round(wait, 3)
-                await asyncio.sleep(wait)
-        finally:
-            self.state.reserved -= reservation
-        queue_s = (sent - picked) / 1e9 if len(attempts) == 1 else None
-        return self._record(item, outcome, attempts, started, queue_s)
+            finally:
+                self._release(worst_cost)
+            billed = may_be_billed(outcome)
+            cost = cost_of(outcome.usage, self.pricing)
+            # No usage for an attempt that may have been billed: charge the worst case, never nothing.
+            charge = (worst_cost if cost is None else cost) if billed else 0.0
+            charged += charge
+            self.state.spent += charge
+            self.limiter.settle(worst_tokens, tokens_used(outcome.usage) if billed else 0)
+            attempts.append({"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
+                             "queue_s": (sent - ready) / 1e9, "e2e_s": outcome.e2e_s})
+            if outcome.ok or not is_retryable(outcome) or len(attempts) > self.options.max_retries:
+                break
+            wait = backoff_s(len(attempts) - 1, outcome.retry_after_s, self.rng)
+            attempts[-1]["wait_s"] = round(wait, 3)
+            if not await self._unless_interrupted(asyncio.sleep(wait)):
+                return None
+        assert started is not None
+        return self._record(item, outcome, attempts, started, charged)
 
     def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
-                queue_s: float | None) -> dict[str, Any]:
+                charged: float) -> dict[str, Any]:
         error = outcome.error
         if not outcome.ok and not is_retryable(outcome):
             hint = failure_hint(outcome, self.api_key_env)
@@ -208,8 +304,9 @@ class Runner:
             "ok": outcome.ok, "http_status": outcome.status, "error_kind": outcome.error_kind, "error": error,
             "content": outcome.content, "reasoning": outcome.reasoning, "tool_calls": outcome.tool_calls,
             "finish_reason": outcome.finish_reason, "usage": outcome.usage,
-            "cost": cost_of(outcome.usage, self.pricing), "logprobs": outcome.logprobs,
-            "timings": {"queue_s": queue_s, "ttft_s": outcome.ttft_s, "ttfc_s": outcome.ttfc_s,
+            "cost": cost_of(outcome.usage, self.pricing), "budget_charge": charged, "logprobs": outcome.logprobs,
+            # Timings are those of the last attempt; queue_s is its wait for a rate limit (not the backoff).
+            "timings": {"queue_s": attempts[-1]["queue_s"], "ttft_s": outcome.ttft_s, "ttfc_s": outcome.ttfc_s,
                         "e2e_s": outcome.e2e_s, "chunk_times": outcome.chunk_times},
             "attempts": attempts, "response_id": outcome.response_id,
         }
@@ -217,7 +314,6 @@ class Runner:
     def _account(self, record: dict[str, Any]) -> None:
         st = self.state
         st.done += 1
-        st.spent += record["cost"] or 0.0
         if record["ok"]:
             st.any_ok = True
             st.streak_key, st.streak = None, 0

@@ -25,7 +25,8 @@ def new_run_id() -> str:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename), so a killed run never leaves half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8",
+                   errors="backslashreplace")
     os.replace(tmp, path)
 
 
@@ -61,7 +62,12 @@ class ResultWriter:
         self._fh: IO[bytes] = path.open("ab")
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        try:
+            line = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in model output: JSON's \u escapes keep it exactly
+            line = json.dumps(record, separators=(",", ":")).encode("ascii")
+        self._fh.write(line + b"\n")
         self._fh.flush()
 
     def close(self) -> None:

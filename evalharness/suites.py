@@ -38,6 +38,17 @@ class Extractor(_Strict):
         return self
 
 
+class ToolCallExpect(_Strict):
+    """The function the model must call; its arguments must validate against that tool's ``parameters``.
+
+    ``arguments`` lists expected values of some arguments (strings compare case-insensitively, ignoring
+    surrounding spaces); arguments not listed may hold anything the schema allows.
+    """
+
+    name: str
+    arguments: dict[str, Any] | None = None
+
+
 class Expect(_Strict):
     """Checks a sample must meet to pass; all given checks must hold."""
 
@@ -48,6 +59,7 @@ class Expect(_Strict):
     json_valid: bool | None = None
     json_schema: dict[str, Any] | str | None = None
     answer: str | int | float | None = None
+    tool_call: ToolCallExpect | None = None
 
 
 class Case(_Strict):
@@ -104,6 +116,13 @@ class Suite(BaseModel):
     messages: dict[str, list[dict[str, Any]]]
     schemas: dict[str, dict[str, Any]]
 
+    def only(self, case_ids: set[str]) -> Suite:
+        """This suite with only the given cases, in file order."""
+        return self.model_copy(update={
+            "cases": [c for c in self.cases if c.id in case_ids],
+            "messages": {k: v for k, v in self.messages.items() if k in case_ids},
+            "schemas": {k: v for k, v in self.schemas.items() if k in case_ids}})
+
 
 def load_suite(path: Path) -> Suite:
     """Load and validate a suite file; schemas given as paths are read relative to the suite."""
@@ -123,6 +142,11 @@ def load_suite(path: Path) -> Suite:
                             f"template error: {exc}") from exc
         if case.expect is not None and case.expect.json_schema is not None:
             schemas[case.id] = _resolve_schema(doc, case.expect.json_schema, ("cases", i, "expect", "json_schema"))
+        if case.expect is not None and case.expect.tool_call is not None and case.params.tools is not None:
+            names = [t["function"]["name"] for t in case.params.tools]
+            if case.expect.tool_call.name not in names:
+                raise doc.error(("cases", i, "expect", "tool_call", "name"),
+                                f"{case.expect.tool_call.name!r} is not one of this case's tools ({', '.join(names)})")
     return Suite(name=suite.name, description=suite.description, path=path, cases=suite.cases,
                  messages=messages, schemas=schemas)
 

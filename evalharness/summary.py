@@ -7,12 +7,17 @@ from typing import Any
 
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
+from evalharness.regress import Baselines, RunData, baseline_verdicts, cell_comparisons
 from evalharness.scoring.metrics import CaseSpec, cell_metrics
 
 
 def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, complete: bool,
-                  stop_reason: str | None = None, gates_enabled: bool = True) -> dict[str, Any]:
-    """The summary of a run. ``complete`` is False when the run stopped before its plan was done."""
+                  stop_reason: str | None = None, gates_enabled: bool = True,
+                  baselines: Baselines | None = None) -> dict[str, Any]:
+    """The summary of a run. ``complete`` is False when the run stopped before its plan was done.
+
+    ``baselines`` holds the runs that baseline gates and ``run --baseline`` compare with, already loaded.
+    """
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
     stream = bool(manifest["config"]["run"]["stream"])
     currency = manifest["config"]["pricing"]["currency"]
@@ -37,7 +42,10 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }
     gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
-    verdicts = evaluate_gates(gates, cells, totals)
+    run = RunData(None, manifest, records)
+    verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals)
+    if gates_enabled:
+        verdicts += baseline_verdicts(gates, run, baselines or Baselines())
     return {
         "run_id": manifest["run_id"],
         "name": manifest["config"]["name"],
@@ -48,5 +56,7 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         "passed": complete and all(v["passed"] for v in verdicts),
         "totals": totals,
         "cells": cells,
+        "comparisons": cell_comparisons(run),
+        "baseline": baselines.cli.describe() if baselines and baselines.cli else None,
         "gates": verdicts,
     }

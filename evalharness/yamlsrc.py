@@ -48,17 +48,37 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _walk(node: yaml.Node, loc: KeyPath, lines: dict[KeyPath, int]) -> Any:
-    lines[loc] = node.start_mark.line + 1
+# Scalars that JSON (and so a request body or a record) can carry; YAML's others must be quoted.
+_JSON_SCALARS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
+_CONTAINERS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+def _walk(node: yaml.Node, loc: KeyPath, lines: dict[KeyPath, int], path: Path, open_nodes: set[int]) -> None:
+    """Record the line of every key path, and refuse what cannot become JSON."""
+    line = node.start_mark.line + 1
+    lines.setdefault(loc, line)
+    if id(node) in open_nodes:
+        raise ConfigError("a YAML alias refers to itself", file=str(path), key=format_loc(loc), line=line)
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag not in _JSON_SCALARS:
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise ConfigError(f"YAML type '{kind}' is not supported here", file=str(path), key=format_loc(loc),
+                              line=line, hint="quote the value to make it a string")
+        return
+    if node.tag not in _CONTAINERS:
+        kind = node.tag.rsplit(":", 1)[-1]
+        raise ConfigError(f"YAML type '{kind}' is not supported here", file=str(path), key=format_loc(loc),
+                          line=line, hint="use a plain mapping or list")
+    open_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*loc, key), lines)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*loc, key), lines, path, open_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*loc, i), lines)
+            _walk(item, (*loc, i), lines, path, open_nodes)
+    open_nodes.discard(id(node))
 
 
 def load_yaml(path: Path) -> YamlDoc:
@@ -71,6 +91,9 @@ def load_yaml(path: Path) -> YamlDoc:
         raise ConfigError(f"cannot read file: {exc}", file=str(path)) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines: dict[KeyPath, int] = {}
+        if node is not None:
+            _walk(node, (), lines, path, set())
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -79,9 +102,8 @@ def load_yaml(path: Path) -> YamlDoc:
         raise ConfigError(f"YAML syntax error: {problem}", file=str(path), line=line) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML error: {exc}", file=str(path)) from exc
-    lines: dict[KeyPath, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
+    except RecursionError as exc:
+        raise ConfigError("the YAML is nested too deeply", file=str(path)) from exc
     return YamlDoc(path=path, data=data, lines=lines)
 
 

@@ -1,4 +1,4 @@
-"""Reports written from summary.json and results.jsonl: report.html, summary.md (more in later modules)."""
+"""Reports written from summary.json and results.jsonl: report.html, summary.md, junit.xml, results.csv."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.report.html import write_html
+from evalharness.report.junit import write_junit
 from evalharness.report.markdown import write_markdown
+from evalharness.report.outcomes import build_outcomes
+from evalharness.report.results_csv import write_csv
 
 
 def write_reports(run_dir: Path, manifest: dict[str, Any], summary: dict[str, Any],
                   records: list[dict[str, Any]]) -> list[Path]:
     """Write every report file of a run; returns their paths."""
-    return [write_html(run_dir, manifest, summary, records), write_markdown(run_dir, summary)]
+    # Expectation checks per record are shared by the HTML drill-down, junit.xml and results.csv.
+    outcomes = build_outcomes(manifest, summary, records)
+    return [write_html(run_dir, manifest, summary, records, outcomes), write_markdown(run_dir, summary),
+            write_junit(run_dir, summary, outcomes), write_csv(run_dir, summary, records, outcomes)]

@@ -1,47 +1,108 @@
-"""summary.md: GitHub-flavoured Markdown that fits a pull request or $GITHUB_STEP_SUMMARY."""
+"""summary.md: GitHub-flavoured Markdown that fits a pull request or $GITHUB_STEP_SUMMARY.
+
+GitHub caps a step summary at 1 MiB, so tables stop at MAX_BYTES with a note; a huge grid keeps its
+headline, best setting and failed gates and loses only table rows.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from evalharness.report.view import CELL_COLUMNS, best_cell, cell_value
+from evalharness.report.fmt import fmt, fmt_interval, gate_bound
+from evalharness.report.ranking import best_setting, rank_cells
+from evalharness.report.view import CELL_COLUMNS, cell_value
+
+MAX_BYTES = 900_000
+_MD_SPECIAL = "\\`*[]|#~"
+# An underscore inside a word never starts emphasis in GFM, so only those at a word edge are escaped
+# (``response_format`` stays readable in the raw file).
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def md(text: Any) -> str:
+    """Plain text safe inside Markdown and a table cell: no HTML, no emphasis, no column breaks."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in s)
+    s = _EDGE_UNDERSCORE.sub(r"\\_", s)
+    return " ".join(s.split())
+
+
+def _best_lines(summary: dict[str, Any]) -> list[str]:
+    best = best_setting(summary["cells"])
+    if best is None:
+        return ["", "No setting has completed requests."]
+    crit, leader = best.criterion, best.leader
+    ci = fmt_interval(crit.interval(leader), crit.kind)
+    n = crit.n(leader)
+    line = (f"**Best setting: {md(leader['label'])}** — {crit.heading} {fmt(crit.value(leader), crit.kind)}"
+            + (f" (95% interval {ci}" + (f", n={n}" if n is not None else "") + ")" if ci else "") + ".")
+    if best.runner_up is None:
+        line += " Only one setting was measured."
+    elif best.clearly_best:
+        line += " Its interval lies clear of every other setting's."
+    else:
+        k = len(best.contenders)
+        runner = best.runner_up
+        line += (f" ⚠️ Not clearly better: {k} other setting{'s' if k != 1 else ''} overlap{'s' if k == 1 else ''} "
+                 f"its interval (next: {md(runner['label'])}, {fmt(crit.value(runner), crit.kind)}).")
+    return ["", line]
+
+
+def _gate_row(g: dict[str, Any]) -> str:
+    bound = md(gate_bound(g))
+    value = "–" if g.get("value") is None else f"{g['value']:.4g}"
+    verdict = "pass" if g["passed"] else f"❌ **FAIL** {md(g.get('reason', ''))}".strip()
+    return f"| {md(g['metric'])} | {md(g.get('label') or g.get('cell_id') or 'run')} | {value} | {bound} | {verdict} |"
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
     t = summary["totals"]
     status = "✅ passed" if summary["passed"] else "❌ failed"
-    lines = [f"## evalharness: {summary['name']} — {status}", "",
-             f"Run `{summary['run_id']}` against `{summary['target']['model']}`: "
-             f"{t['requests']}/{t['planned']} requests, {t['errors']} errors, "
-             f"{t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}."]
+    tokens = (f"{t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {md(t['currency'])}"
+              if t.get("usage_reported", True) or not t["requests"] else "tokens and cost not reported by the server")
+    lines = [f"## evalharness: {md(summary['name'])} — {status}", "",
+             f"Run {md(summary['run_id'])} against **{md(summary['target']['model'])}**: "
+             f"{t['requests']:,}/{t['planned']:,} requests, {t['errors']:,} errors, {tokens}."]
     if not summary["complete"]:
-        lines += ["", f"**Incomplete run:** {summary.get('stop_reason')}"]
-    best = best_cell(summary["cells"])
-    if best:
-        lines += ["", f"Best setting: **{_escape(best['label'])}**"]
-    if summary["gates"]:
-        lines += ["", "| gate | cell | value | bound | verdict |", "|---|---|---|---|---|"]
-        for g in summary["gates"]:
-            bound = " ".join(x for x in (f"≥ {g['min']}" if g["min"] is not None else "",
-                                         f"≤ {g['max']}" if g["max"] is not None else "") if x)
-            value = "–" if g["value"] is None else f"{g['value']:.4g}"
-            verdict = "pass" if g["passed"] else f"**FAIL** {g.get('reason', '')}".strip()
-            lines.append(f"| {g['metric']} | {_escape(g.get('label') or g.get('cell_id') or 'run')} | "
-                         f"{value} | {bound} | {verdict} |")
+        lines += ["", f"**Incomplete run:** {md(summary.get('stop_reason'))}"]
+    lines += _best_lines(summary)
+    gates = sorted(summary["gates"], key=lambda g: g["passed"])  # failures first
+    budget = MAX_BYTES - sum(len(x.encode()) + 1 for x in lines)
+    if gates:
+        failed = sum(not g["passed"] for g in gates)
+        lines += ["", f"### Gates: {len(gates) - failed} of {len(gates)} passed", "",
+                  "| gate | setting | value | bound | verdict |", "|---|---|---|---|---|"]
+        half = budget // 2
+        budget -= half - _rows(lines, [_gate_row(g) for g in gates], half, "gates")
     heads = [h for _, _, h, _ in CELL_COLUMNS]
-    lines += ["", "| setting | n | " + " | ".join(heads) + " |", "|---" * (len(heads) + 2) + "|"]
-    for cell in summary["cells"]:
+    ranked = rank_cells(summary["cells"])
+    keys = {c["cell_id"]: i + 1 for i, c in enumerate(summary["cells"])}
+    lines += ["", "### Settings, best first", "", "| # | setting | n | " + " | ".join(heads) + " |",
+              "|---" * (len(heads) + 3) + "|"]
+    rows = []
+    for cell in ranked + [c for c in summary["cells"] if not c["n"]]:
         values = [cell_value(cell["metrics"].get(m), f, k)["text"] for m, f, _, k in CELL_COLUMNS]
-        lines.append(f"| {_escape(cell['label'])} | {cell['n']} | " + " | ".join(values) + " |")
+        rows.append(f"| {keys[cell['cell_id']]} | {md(cell['label'])} | {cell['n']} | " + " | ".join(values) + " |")
+    _rows(lines, rows, budget, "settings")
+    lines += ["", "Intervals, latency distributions, heat-maps and every answer: `report.html` in the run directory."]
     return "\n".join(lines) + "\n"
+
+
+def _rows(lines: list[str], rows: list[str], budget: int, what: str) -> int:
+    """Append table rows while they fit in ``budget`` bytes; returns the budget left."""
+    for i, row in enumerate(rows):
+        size = len(row.encode()) + 1
+        if size > budget:
+            lines.append(f"\n… {len(rows) - i:,} more {what} not shown (size limit); see report.html.")
+            return budget
+        lines.append(row)
+        budget -= size
+    return budget
 
 
 def write_markdown(run_dir: Path, summary: dict[str, Any]) -> Path:
     path = run_dir / "summary.md"
-    path.write_text(render_markdown(summary), encoding="utf-8")
+    path.write_text(render_markdown(summary), encoding="utf-8", errors="replace")
     return path

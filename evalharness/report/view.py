@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 
-from evalharness.gates import metric_value
-from evalharness.scoring.metrics import CaseSpec, sample_failures
+from evalharness.report.boxes import latency_boxes
+from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
+from evalharness.report.comparisons import comparisons_view
+from evalharness.report.drilldown import determinism_view, drilldown_view
+from evalharness.report.fmt import fmt, fmt_duration, fmt_interval, gate_bound
+from evalharness.report.heatmap import build_heatmaps
+from evalharness.report.outcomes import Outcomes
+from evalharness.report.ranking import (
+    RANKING,
+    BestSetting,
+    Criterion,
+    best_cell,
+    best_setting,
+    primary_criterion,
+    rank_cells,
+)
 
-# (metric, field, heading, kind) of the per-cell table; kind picks the formatting.
+__all__ = ["CELL_COLUMNS", "best_cell", "build_view", "cell_value", "fmt"]
+
+# (metric, field, heading, kind) of the compact per-cell table (console, summary.md).
 CELL_COLUMNS: list[tuple[str, str, str, str]] = [
     ("pass_rate", "value", "pass", "rate"),
     ("json_valid_rate", "value", "JSON valid", "rate"),
@@ -22,120 +39,294 @@ CELL_COLUMNS: list[tuple[str, str, str, str]] = [
     ("completion_tokens", "mean", "out tokens/req", "num"),
     ("cost_per_1k_requests", "value", "cost / 1k req", "money"),
 ]
-DRILLDOWN_SAMPLES_PER_CASE_CELL = 5
-DRILLDOWN_TEXT_LIMIT = 2000
-
-
-def fmt(value: Any, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "rate":
-        return f"{100 * value:.1f}%"
-    if kind == "sec":
-        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-    if kind == "money":
-        return f"{value:.4g}"
-    if kind == "num":
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
-    return str(value)
+# (group, metric, field, heading, kind) of report.html's full table: every catalogue metric.
+TABLE_COLUMNS: list[tuple[str, str, str, str, str]] = [
+    ("quality", "pass_rate", "value", "pass", "rate"),
+    ("quality", "json_valid_rate", "value", "JSON valid", "rate"),
+    ("quality", "json_valid_lenient_rate", "value", "JSON lenient", "rate"),
+    ("quality", "schema_valid_rate", "value", "schema valid", "rate"),
+    ("determinism", "exact_match_rate", "value", "identical repeats", "rate"),
+    ("determinism", "answer_agreement_rate", "value", "answers agree", "rate"),
+    ("determinism", "modal_share", "value", "modal share", "rate"),
+    ("determinism", "unique_outputs", "value", "distinct outputs", "num"),
+    ("determinism", "first_divergence", "value", "first divergence (chars)", "num"),
+    ("reliability", "error_rate", "value", "errors", "rate"),
+    ("reliability", "retries", "value", "retries", "int"),
+    ("latency", "ttft_s", "p50", "TTFT p50", "sec"),
+    ("latency", "ttft_s", "p95", "TTFT p95", "sec"),
+    ("latency", "ttfc_s", "p50", "TTFC p50", "sec"),
+    ("latency", "e2e_s", "p50", "e2e p50", "sec"),
+    ("latency", "e2e_s", "p95", "e2e p95", "sec"),
+    ("latency", "e2e_s", "p99", "e2e p99", "sec"),
+    ("latency", "tpot_s", "p50", "TPOT p50", "sec"),
+    ("latency", "itl_s", "p50", "ITL p50", "sec"),
+    ("latency", "decode_tps", "p50", "decode tok/s p50", "num"),
+    ("latency", "queue_s", "p95", "queue p95", "sec"),
+    ("cost", "prompt_tokens", "mean", "prompt tokens/req", "num"),
+    ("cost", "completion_tokens", "mean", "out tokens/req", "num"),
+    ("cost", "reasoning_tokens", "mean", "reasoning tokens/req", "num"),
+    ("cost", "cost", "value", "cost", "money"),
+    ("cost", "cost_per_1k_requests", "value", "cost / 1k req", "money"),
+]
+MAX_LEADERBOARD = 10
+STANDING_TEXT = {"leader": "leader", "overlaps": "≈ overlaps", "worse": "clearly worse", "not measured": "not measured"}
+MAX_CDF_SERIES = 12
+MAX_TABLE_ROWS = 2000
+# More passing gates than this fold away under a summary line; failing ones always show.
+MAX_OPEN_GATES = 6
+# Failing gates named in the verdict header; the rest are in the gates section.
+MAX_HEADER_GATES = 5
 
 
 def cell_value(metric: dict[str, Any] | None, field: str, kind: str) -> dict[str, str]:
+    """A metric field as text, its interval, a tooltip (interval, n, or why it is missing) and a sort key."""
     if not metric:
-        return {"text": "–", "title": "", "sort": ""}
+        return {"text": "–", "interval": "", "title": "", "sort": ""}
     value = metric.get(field)
     if value is None:
-        return {"text": "–", "title": str(metric.get("reason", "")), "sort": ""}
-    title = ""
+        return {"text": "–", "interval": "", "title": str(metric.get("reason", "")), "sort": ""}
     ci = metric.get("ci95") if field == "value" else metric.get(f"{field}_ci95")
-    if ci:
-        title = f"95% interval {fmt(ci[0], kind)} – {fmt(ci[1], kind)}"
+    interval = fmt_interval(ci, kind)
+    title = f"95% interval {interval}" if interval else ""
     if "n" in metric:
         title += f" (n={metric['n']})"
-    return {"text": fmt(value, kind), "title": title.strip(), "sort": f"{value:.6g}"}
+    return {"text": fmt(value, kind), "interval": interval, "title": title.strip(), "sort": f"{value:.6g}"}
 
 
-def best_cell(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The cell a user would pick: highest pass rate, then JSON validity, determinism, lowest p50 latency."""
-    def key(cell: dict[str, Any]) -> tuple[float, ...]:
-        m = cell["metrics"]
-        return (metric_value(m, "pass_rate") or 0.0, metric_value(m, "json_valid_rate") or 0.0,
-                -(metric_value(m, "error_rate") or 0.0), metric_value(m, "exact_match_rate") or 0.0,
-                -(metric_value(m, "e2e_s.p50") or float("inf")))
-    measured = [c for c in cells if c["n"]]
-    return max(measured, key=key) if measured else None
-
-
-def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]]
-               ) -> dict[str, Any]:
-    """Everything report.html shows, as strings and lists."""
-    totals = summary["totals"]
-    best = best_cell(summary["cells"])
-    cells = [{"cell_id": c["cell_id"], "label": c["label"], "n": c["n"], "best": best is c,
-              "values": [cell_value(c["metrics"].get(m), f, k) for m, f, _, k in CELL_COLUMNS]}
-             for c in summary["cells"]]
-    gates = [{"metric": g["metric"], "cell": g.get("label") or g.get("cell_id") or "run",
-              "value": "–" if g["value"] is None else f"{g['value']:.4g}",
-              "bound": " ".join(x for x in (f"≥ {g['min']}" if g["min"] is not None else "",
-                                            f"≤ {g['max']}" if g["max"] is not None else "") if x),
-              "passed": g["passed"], "reason": g.get("reason", "")} for g in summary["gates"]]
+def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]],
+               outcomes: Outcomes) -> dict[str, Any]:
+    """Everything report.html shows, as strings, lists and pre-built SVG."""
+    cells = summary["cells"]
+    keys = {c["cell_id"]: f"#{i + 1}" for i, c in enumerate(cells)}
+    labels = {c["cell_id"]: c["label"] for c in cells}
+    index = {c["cell_id"]: i for i, c in enumerate(cells)}
+    primary = primary_criterion(cells)
+    best = best_setting(cells)
     return {
         "name": summary["name"], "run_id": summary["run_id"], "target": summary["target"],
+        "description": manifest.get("config", {}).get("description") or "",
         "started_at": summary["started_at"], "passed": summary["passed"], "complete": summary["complete"],
         "stop_reason": summary.get("stop_reason") or "",
-        "totals": [("requests", f"{totals['requests']} of {totals['planned']}"),
-                   ("errors", str(totals["errors"])), *_usage_totals(totals)],
-        "errors_by_kind": sorted(totals["errors_by_kind"].items()),
-        "best": {"label": best["label"], "why": _why(best)} if best else None,
-        "columns": [heading for _, _, heading, _ in CELL_COLUMNS],
-        "cells": cells, "gates": gates,
-        "cases": _drilldown(manifest, summary, records),
+        "verdict": _verdict(summary, records),
+        "best": _best(best, keys) if best else None,
+        "leaderboard": _leaderboard(cells, best, keys, index, summary["gates"]),
+        "gates": _gate_sections(summary["gates"]),
+        "table": _table(cells, keys),
+        "heatmaps": build_heatmaps(cells, keys, primary),
+        "latency": _latency(cells, records, keys, index, best),
+        "cost_quality": _cost_quality(cells, keys, index),
+        "determinism": determinism_view(outcomes, keys, labels),
+        "comparisons": comparisons_view(summary, keys),
+        "drilldown": drilldown_view(outcomes, keys, labels),
     }
 
 
-def _usage_totals(totals: dict[str, Any]) -> list[tuple[str, str]]:
-    if totals["requests"] and not totals.get("usage_reported"):
-        return [("tokens and cost", "not reported by the server")]
-    return [("prompt tokens", f"{totals['prompt_tokens']:,}"),
-            ("completion tokens", f"{totals['completion_tokens']:,}"),
-            ("cost", f"{totals['cost']:.6f} {totals['currency']}")]
+def run_time(records: list[dict[str, Any]]) -> float | None:
+    """Seconds from the first request's start to the last response's end (a resumed run includes its pause)."""
+    stamps = [(r["started_at"], (r.get("timings") or {}).get("e2e_s") or 0.0) for r in records if r.get("started_at")]
+    if not stamps:
+        return None
+    first, last = min(s for s, _ in stamps), max(s for s, _ in stamps)
+    longest = max(e for _, e in stamps)
+    # The runner writes one fixed-width UTC format, so text order is time order; then only the records that
+    # started within the longest request of the last start can be the last to end, and only those are parsed.
+    cutoff = (datetime.fromisoformat(last) - timedelta(seconds=longest)).isoformat(timespec="milliseconds")
+    if all(len(s) == len(cutoff) and s.endswith("+00:00") for s, _ in stamps):
+        stamps = [(s, e) for s, e in stamps if s >= cutoff]
+    end = max(datetime.fromisoformat(s) + timedelta(seconds=e) for s, e in stamps)
+    return (end - datetime.fromisoformat(first)).total_seconds()
 
 
-def _why(cell: dict[str, Any]) -> str:
-    parts = []
-    for name, field, heading, kind in [*CELL_COLUMNS[:4], CELL_COLUMNS[7]]:
-        value = (cell["metrics"].get(name) or {}).get(field)
-        if value is not None:
-            parts.append(f"{heading} {fmt(value, kind)}")
-    return ", ".join(parts)
+def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = summary["totals"]
+    gates = summary["gates"]
+    failed = [g for g in gates if not g["passed"]]
+    items = [("requests", f"{totals['requests']:,} of {totals['planned']:,}"),
+             ("errors", f"{totals['errors']:,}" + (f" ({fmt(totals['errors'] / totals['requests'], 'rate')})"
+                                                   if totals["requests"] else "")),
+             ("gates", f"{len(gates) - len(failed)} of {len(gates)} passed" if gates else "none configured")]
+    if totals["requests"] and not totals.get("usage_reported", True):
+        items.append(("tokens and cost", "not reported by the server"))
+    else:
+        items += [("tokens in / out", f"{totals['prompt_tokens']:,} / {totals['completion_tokens']:,}"),
+                  ("cost", f"{totals['cost']:.4g} {totals['currency']}")]
+    items.append(("run time", fmt_duration(run_time(records))))
+    return {"items": items, "failed_gates": _gates(failed[:MAX_HEADER_GATES]),
+            "more_failed_gates": max(0, len(failed) - MAX_HEADER_GATES),
+            "errors_by_kind": sorted(totals.get("errors_by_kind", {}).items(), key=lambda kv: -kv[1])}
 
 
-def _drilldown(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]]
-               ) -> list[dict[str, Any]]:
-    labels = {c["cell_id"]: c["label"] for c in summary["cells"]}
-    specs = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
-    grouped: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+def _gates(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for g in gates:
+        rows.append({"metric": g["metric"], "cell": g.get("label") or g.get("cell_id") or "run",
+                     "value": "–" if g.get("value") is None else f"{g['value']:.4g}", "bound": gate_bound(g),
+                     "passed": g["passed"], "reason": g.get("reason", "")})
+    return sorted(rows, key=lambda r: r["passed"])  # failures first
+
+
+def _gate_sections(gates: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = _gates(gates)
+    passed = [g for g in rows if g["passed"]]
+    return {"any": bool(rows), "failed": [g for g in rows if not g["passed"]], "passed": passed,
+            "fold": len(passed) > MAX_OPEN_GATES}
+
+
+def _ci_text(criterion: Criterion, cell: dict[str, Any]) -> str:
+    return fmt_interval(criterion.interval(cell), criterion.kind)
+
+
+def _best(best: BestSetting, keys: dict[str, str]) -> dict[str, Any]:
+    crit, leader = best.criterion, best.leader
+    n = crit.n(leader)
+    runner = best.runner_up
+    runner_text = ""
+    if runner is not None:
+        runner_text = (f"{keys[runner['cell_id']]} {runner['label']}: {fmt(crit.value(runner), crit.kind)}"
+                       + (f" ({_ci_text(crit, runner)})" if crit.interval(runner) else ""))
+    if runner is None:
+        verdict, message = "single", "Only one setting was measured, so there is nothing to compare it with."
+    elif crit.interval(leader) is None:
+        verdict, message = "unclear", (f"There is no interval for {crit.heading}, so the data do not show that it "
+                                       f"beats the next best ({runner_text}).")
+    elif best.clearly_best:
+        side = "above" if crit.higher_is_better else "below"
+        verdict, message = "clear", (f"Clearly best on {crit.heading}: its 95% interval lies {side} every other "
+                                     f"setting's (next best {runner_text}).")
+    else:
+        k = len(best.contenders)
+        verdict, message = "unclear", (
+            f"Not clearly better: {k} other setting{'s' if k != 1 else ''} "
+            f"{'have intervals that overlap' if k != 1 else 'has an interval that overlaps'} its own "
+            f"(next best {runner_text}). More repeats or cases would tell them apart.")
+    return {"key": keys[leader["cell_id"]], "label": leader["label"], "metric": crit.heading,
+            "value": fmt(crit.value(leader), crit.kind), "interval": _ci_text(crit, leader),
+            "n": "" if n is None else str(n), "verdict": verdict, "message": message,
+            "contenders": [f"{keys[c['cell_id']]} {c['label']}" for c in best.contenders]}
+
+
+def _leaderboard(cells: list[dict[str, Any]], best: BestSetting | None, keys: dict[str, str],
+                 index: dict[str, int], gates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The top settings on the headline metric, each with its interval drawn on one shared scale."""
+    ranked = rank_cells(cells)
+    if not ranked or best is None:
+        return {"rows": [], "metric": "", "others": [], "note": ""}
+    crit = best.criterion
+    others = [c for c in RANKING if c is not crit and any(c.value(x) is not None for x in cells)][:3]
+    values = [v for c in ranked for v in (crit.value(c), *(crit.interval(c) or ())) if v is not None]
+    lo, hi = (0.0, 1.0) if crit.kind == "rate" else (min([0.0, *values]), max([0.0, *values]) * 1.05 or 1.0)
+    contenders = {c["cell_id"] for c in best.contenders}
+    failed_gates: dict[str, int] = defaultdict(int)
+    for g in gates:
+        if not g["passed"] and g.get("cell_id"):
+            failed_gates[g["cell_id"]] += 1
+    band = crit.interval(best.leader)
+    rows = []
+    for rank, cell in enumerate(ranked[:MAX_LEADERBOARD], start=1):
+        lead = cell is best.leader
+        standing = "leader" if lead else "overlaps" if cell["cell_id"] in contenders else "worse"
+        if crit.value(cell) is None:
+            standing = "not measured"
+        rows.append({
+            "rank": rank, "key": keys[cell["cell_id"]], "label": cell["label"], "lead": lead,
+            "value": fmt(crit.value(cell), crit.kind), "interval": _ci_text(crit, cell),
+            "bar": interval_bar(crit.value(cell), crit.interval(cell), lo, hi, standing, band),
+            "standing": STANDING_TEXT[standing], "standing_class": standing.split()[0],
+            "others": [fmt(o.value(cell), o.kind) for o in others],
+            "failed_gates": failed_gates.get(cell["cell_id"], 0),
+        })
+    note = f"top {MAX_LEADERBOARD} of {len(ranked)} settings" if len(ranked) > MAX_LEADERBOARD else ""
+    return {"rows": rows, "metric": crit.heading, "others": [o.heading for o in others], "note": note}
+
+
+def _table(cells: list[dict[str, Any]], keys: dict[str, str]) -> dict[str, Any]:
+    columns = [col for col in TABLE_COLUMNS
+               if any((c["metrics"].get(col[1]) or {}).get(col[2]) is not None for c in cells)]
+    missing: dict[str, str] = {}
+    for _, metric, field, _, _ in TABLE_COLUMNS:
+        if (metric, field) not in {(c[1], c[2]) for c in columns}:
+            reasons = {str((c["metrics"].get(metric) or {}).get("reason", "not measured")) for c in cells}
+            missing.setdefault(metric, "; ".join(sorted(reasons)))
+    best = best_cell(cells)
+    shown = rank_cells(cells)[:MAX_TABLE_ROWS] if len(cells) > MAX_TABLE_ROWS else cells
+    rows = [{"key": keys[c["cell_id"]], "label": c["label"], "n": c["n"], "best": c is best,
+             "values": [cell_value(c["metrics"].get(m), f, k) for _, m, f, _, k in columns]} for c in shown]
+    groups: list[dict[str, Any]] = []
+    for group, *_ in columns:
+        if groups and groups[-1]["name"] == group:
+            groups[-1]["span"] += 1
+        else:
+            groups.append({"name": group, "span": 1})
+    return {"groups": groups, "columns": [heading for *_, heading, _ in columns], "rows": rows,
+            "missing": sorted(missing.items()),
+            "note": f"the {MAX_TABLE_ROWS} best-ranked of {len(cells)} settings" if len(cells) > MAX_TABLE_ROWS
+            else ""}
+
+
+def _latency(cells: list[dict[str, Any]], records: list[dict[str, Any]], keys: dict[str, str],
+             index: dict[str, int], best: BestSetting | None) -> dict[str, Any]:
+    """CDFs of TTFT and e2e latency for the best-ranked cells (every percentile is exact in the table)."""
+    shown = [c["cell_id"] for c in rank_cells(cells)[:MAX_CDF_SERIES]]
+    wanted = set(shown)
+    samples: dict[str, dict[str, list[float]]] = {"ttft_s": defaultdict(list), "e2e_s": defaultdict(list)}
     for r in records:
-        grouped[f"{r['suite']}/{r['case_id']}"][r["cell_id"]].append(r)
-    cases = []
-    for key in manifest["cases"]:
-        by_cell = grouped.get(key, {})
-        rows = []
-        for cell_id, label in labels.items():
-            recs = sorted(by_cell.get(cell_id, []), key=lambda r: r["repeat"])
-            distinct = len({r.get("content") for r in recs if r["ok"]})
-            samples = []
-            for r in recs[:DRILLDOWN_SAMPLES_PER_CASE_CELL]:
-                failures = sample_failures(r, specs[key])
-                text = r.get("content") if r["ok"] else r.get("error")
-                samples.append({"repeat": r["repeat"], "ok": r["ok"], "passed": not failures,
-                                "failures": "; ".join(failures),
-                                "text": _clip(text or ""), "reasoning": _clip(r.get("reasoning") or "")})
-            rows.append({"label": label, "distinct": distinct, "n": len(recs), "samples": samples,
-                         "hidden": max(0, len(recs) - DRILLDOWN_SAMPLES_PER_CASE_CELL)})
-        cases.append({"key": key, "rows": rows})
-    return cases
+        if r["ok"] and r["cell_id"] in wanted:
+            timings = r["timings"]
+            for name, by_cell in samples.items():
+                value = timings.get(name)
+                if value is not None:
+                    by_cell[r["cell_id"]].append(value)
+    lead = best.leader["cell_id"] if best else None
+    labels = {c["cell_id"]: c["label"] for c in cells}
+    charts = []
+    for name, title in (("ttft_s", "Time to first token"), ("e2e_s", "End-to-end latency")):
+        series = [Series(key=keys[cid], label=labels[cid], index=index[cid],
+                         values=sorted(samples[name].get(cid, [])), emphasis=cid == lead) for cid in shown]
+        chart = cdf_chart(series, f"{title}: cumulative distribution per setting", "seconds")
+        if chart:
+            charts.append({"id": f"cdf-{name.removesuffix('_s')}", "title": title, "svg": chart})
+    legend = [{"key": keys[cid], "label": labels[cid], "colour": colour(index[cid]), "lead": cid == lead}
+              for cid in shown]
+    note = (f"the {MAX_CDF_SERIES} best-ranked of {len(cells)} settings are drawn"
+            if len(cells) > MAX_CDF_SERIES else "")
+    boxes = latency_boxes([keys[cid] for cid in shown], [samples["ttft_s"].get(cid, []) for cid in shown],
+                          [samples["e2e_s"].get(cid, []) for cid in shown])
+    return {"charts": charts, "legend": legend, "note": note, "boxes": boxes}
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= DRILLDOWN_TEXT_LIMIT else text[:DRILLDOWN_TEXT_LIMIT] + " …[truncated]"
+def cost_axis(cells: list[dict[str, Any]]) -> tuple[Criterion, str]:
+    """The cost to plot and, when it is a stand-in for money, why."""
+    options = [Criterion("cost_per_1k_requests", "value", "cost per 1k requests", "money", False),
+               Criterion("completion_tokens", "mean", "mean completion tokens per request", "num", False),
+               Criterion("e2e_s", "p50", "median end-to-end latency", "sec", False)]
+    for i, option in enumerate(options):
+        if any(option.value(c) is not None for c in cells):
+            if i == 0:
+                currency = next((c["metrics"]["cost_per_1k_requests"].get("currency") for c in cells
+                                 if option.value(c) is not None), "")
+                return Criterion(option.metric, option.field, f"{option.heading} ({currency})".replace(" ()", ""),
+                                 option.kind, False), ""
+            return option, (f"Cost is unknown (the server reported no token usage), so {option.heading} "
+                            "stands in for it.")
+    return options[-1], "No cost, token or latency figures were measured."
+
+
+def _cost_quality(cells: list[dict[str, Any]], keys: dict[str, str], index: dict[str, int]
+                  ) -> dict[str, Any] | None:
+    quality = next((c for c in RANKING if c.kind == "rate" and c.higher_is_better
+                    and any(c.value(x) is not None for x in cells)), None)
+    if quality is None:
+        return None
+    cost, why = cost_axis(cells)
+    plotted = [c for c in cells if cost.value(c) is not None and quality.value(c) is not None]
+    points = [Point(key=keys[c["cell_id"]], label=c["label"], index=index[c["cell_id"]],
+                    cost=cost.value(c) or 0.0, quality=quality.value(c) or 0.0, interval=quality.interval(c))
+              for c in plotted]
+    front = pareto_front([(p.cost, p.quality) for p in points])
+    svg = scatter_chart(points, front, cost.heading, cost.kind, quality.heading)
+    if svg is None:
+        return None
+    on_front = sorted((points[i] for i in front), key=lambda p: p.cost)
+    return {"svg": svg, "quality": quality.heading, "cost": cost.heading, "why": why,
+            "front": [{"key": p.key, "label": p.label, "cost": fmt(p.cost, cost.kind),
+                       "quality": fmt(p.quality, quality.kind)} for p in on_front]}

@@ -9,7 +9,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from evalharness.suites import Expect, Extractor
+from evalharness.suites import Expect, Extractor, ToolCallExpect
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _MISSING = object()
@@ -122,9 +122,52 @@ def _same_answer(got: str | None, want: str | int | float) -> bool:
     return got.strip().lower() == str(want).strip().lower()
 
 
+def check_tool_call(tool_calls: list[dict[str, Any]] | None, want: ToolCallExpect,
+                    tools: list[dict[str, Any]] | None) -> list[str]:
+    """Failures of an ``expect.tool_call``: the named function was called, its arguments are a JSON object
+    valid against that tool's ``parameters`` schema (from the request's ``tools``) with the expected values.
+
+    Passes when any one call meets everything; otherwise reports the first call of the right name.
+    """
+    calls = [c.get("function") or {} for c in tool_calls or () if isinstance(c, dict)]
+    if not calls:
+        return [f"no tool call (expected {want.name})"]
+    named = [c for c in calls if c.get("name") == want.name]
+    if not named:
+        return [f"called {', '.join(repr(c.get('name')) for c in calls)}, not {want.name!r}"]
+    schema = next((t["function"].get("parameters") for t in tools or ()
+                   if isinstance(t.get("function"), dict) and t["function"].get("name") == want.name), None)
+    first: list[str] | None = None
+    for call in named:
+        raw = call.get("arguments")
+        failures: list[str] = []
+        # Servers send arguments as a JSON string (OpenAI); a few send the object itself.
+        args = raw if isinstance(raw, dict) else parse_json_strict(raw if isinstance(raw, str) else None)
+        if args is _MISSING or not isinstance(args, dict):
+            failures.append(f"{want.name} arguments are not a JSON object: {str(raw)[:80]!r}")
+        else:
+            if schema is not None:
+                failures += [f"{want.name} arguments: {e}" for e in schema_errors(args, schema)[:3]]
+            for key, expected in (want.arguments or {}).items():
+                got = args.get(key, _MISSING)
+                same = (got.strip().lower() == expected.strip().lower()
+                        if isinstance(got, str) and isinstance(expected, str) else got == expected)
+                if not same:
+                    failures.append(f"{want.name} argument {key} is "
+                                    f"{'missing' if got is _MISSING else repr(got)}, not {expected!r}")
+        if not failures:
+            return []
+        first = first if first is not None else failures
+    return first or []
+
+
 def check_expect(content: str | None, expect: Expect, schema: dict[str, Any] | None,
-                 extractor: Extractor | None) -> list[str]:
-    """Every failed check as a message; an empty list means the sample passes."""
+                 extractor: Extractor | None, *, tool_calls: list[dict[str, Any]] | None = None,
+                 tools: list[dict[str, Any]] | None = None) -> list[str]:
+    """Every failed check as a message; an empty list means the sample passes.
+
+    ``tool_calls`` (the record's) and ``tools`` (the request's params) matter only to ``expect.tool_call``.
+    """
     text = content or ""
     failures: list[str] = []
     if expect.equals is not None and text.strip() != expect.equals.strip():
@@ -151,4 +194,6 @@ def check_expect(content: str | None, expect: Expect, schema: dict[str, Any] | N
         got = extract_answer(content, extractor) if extractor else text.strip()
         if not _same_answer(got, expect.answer):
             failures.append(f"answer {got!r} is not {expect.answer!r}")
+    if expect.tool_call is not None:
+        failures += check_tool_call(tool_calls, expect.tool_call, tools)
     return failures

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,26 @@ from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.suites import Expect, Extractor
 
 Metric = dict[str, Any]
+
+#: Every metric a cell reports (DESIGN.md's catalogue; the names are contract). Each appears in every cell,
+#: as ``{"value": None, "reason": ...}`` where it cannot apply.
+CATALOGUE: tuple[str, ...] = (
+    "requests", "errors", "error_rate", "retries",
+    "exact_match_rate", "answer_agreement_rate", "modal_share", "unique_outputs", "first_divergence",
+    "json_valid_rate", "json_valid_lenient_rate", "schema_valid_rate",
+    "pass_rate",
+    "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "itl_s", "decode_tps", "queue_s",
+    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost", "cost_per_1k_requests",
+)
+#: Rates scored 0 or 1 per completed sample (see ``sample_scores``), and why one may not apply.
+SAMPLE_RATES: dict[str, str] = {
+    "json_valid_rate": "no case in this cell expects JSON and no response_format was sent",
+    "json_valid_lenient_rate": "no case in this cell expects JSON and no response_format was sent",
+    "schema_valid_rate": "no case in this cell has a JSON Schema",
+    "pass_rate": "no case in this cell has expect checks",
+}
+#: Latencies measured once per completed sample (``itl_s`` is per chunk gap, so it is not here).
+SAMPLE_LATENCIES = ("ttft_s", "ttfc_s", "e2e_s", "tpot_s", "decode_tps", "queue_s")
 
 
 @dataclass(frozen=True)
@@ -64,14 +83,41 @@ def reasoning_tokens(record: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
 
 
-def first_divergence(a: str, b: str) -> int:
-    """Index of the first character where ``a`` and ``b`` differ (length of their common prefix)."""
-    return len(os.path.commonprefix([a, b]))  # noqa: RUF071 - characters are what we count
+def first_divergence(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Index of the first position where ``a`` and ``b`` differ (length of their common prefix).
+
+    Characters for strings, tokens for token lists. Bisection over slice comparisons: each comparison runs
+    in C, so two 4 KB outputs cost a dozen memcmp calls instead of a Python loop over 4,096 characters.
+    """
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # invariant: a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
-def determinism_metrics(outputs_by_case: dict[str, list[str]], answers_by_case: dict[str, list[str | None]]
-                        ) -> dict[str, Metric]:
-    """TARr@N, TARa@N, modal share, distinct outputs and first divergence over cases with >= 2 repeats."""
+def record_tokens(record: dict[str, Any]) -> list[str] | None:
+    """The generated tokens of a record, from its ``logprobs`` (None when the server sent none)."""
+    logprobs = record.get("logprobs")
+    if not isinstance(logprobs, list) or not logprobs:
+        return None
+    tokens = [lp.get("token") for lp in logprobs if isinstance(lp, dict)]
+    return [t for t in tokens if isinstance(t, str)] if len(tokens) == len(logprobs) else None
+
+
+def determinism_metrics(outputs_by_case: dict[str, list[str]], answers_by_case: dict[str, list[str | None]],
+                        tokens_by_case: dict[str, list[list[str] | None]] | None = None) -> dict[str, Metric]:
+    """TARr@N, TARa@N, modal share, distinct outputs and first divergence over cases with >= 2 repeats.
+
+    ``tokens_by_case`` (optional) lists each output's tokens in the same order as ``outputs_by_case``;
+    where both the modal output and a diverging one have tokens, divergence is also counted in tokens.
+    """
     groups = {k: v for k, v in outputs_by_case.items() if len(v) >= 2}
     if not groups:
         reason = "needs at least 2 completed repeats of a case (set repeats >= 2)"
@@ -81,65 +127,103 @@ def determinism_metrics(outputs_by_case: dict[str, list[str]], answers_by_case: 
     modal_shares: list[float] = []
     uniques: list[float] = []
     divergences: list[int] = []
-    for outputs in groups.values():
+    token_divergences: list[int] = []
+    for key, outputs in groups.items():
         counts = Counter(outputs)
         modal, modal_n = counts.most_common(1)[0]
         identical += len(counts) == 1
         modal_shares.append(modal_n / len(outputs))
         uniques.append(float(len(counts)))
         divergences.extend(first_divergence(modal, o) for o in outputs if o != modal)
+        tokens = (tokens_by_case or {}).get(key)
+        if tokens and len(counts) > 1:
+            modal_tokens = next((t for o, t in zip(outputs, tokens, strict=True) if o == modal and t), None)
+            if modal_tokens is not None:
+                token_divergences.extend(first_divergence(modal_tokens, t)
+                                         for o, t in zip(outputs, tokens, strict=True) if o != modal and t)
     out: dict[str, Metric] = {
         "exact_match_rate": {**rate(identical, len(groups)), "unit": "cases"},
-        "modal_share": mean_ci(modal_shares),
-        "unique_outputs": mean_ci(uniques),
-        "first_divergence": ({"value": float(np.median(divergences)), "n": len(divergences), "unit": "chars"}
-                             if divergences else na("all repeats were identical")),
+        "modal_share": {**mean_ci(modal_shares, lower=0.0, upper=1.0), "unit": "cases"},
+        "unique_outputs": {**mean_ci(uniques, lower=1.0), "unit": "cases"},
+        "first_divergence": _divergence(divergences, token_divergences),
     }
     answer_groups = {k: v for k, v in answers_by_case.items() if len(v) >= 2}
     if answer_groups:
-        agree = sum(len(set(v)) == 1 and v[0] is not None for v in answer_groups.values())
+        agree = sum(answers_agree(v) for v in answer_groups.values())
         out["answer_agreement_rate"] = {**rate(agree, len(answer_groups)), "unit": "cases"}
     else:
         out["answer_agreement_rate"] = na("no case in this cell defines an answer extractor")
     return out
 
 
+def answers_agree(answers: Sequence[str | None]) -> bool:
+    """A case's repeats agree on the answer: every extractor found one, and it is the same."""
+    return answers[0] is not None and len(set(answers)) == 1
+
+
+def _divergence(chars: list[int], tokens: list[int]) -> Metric:
+    if not chars:
+        return na("all repeats were identical")
+    out: Metric = {"value": float(np.median(chars)), "n": len(chars), "unit": "chars"}
+    if tokens:
+        out.update(tokens=float(np.median(tokens)), tokens_n=len(tokens))
+    else:
+        out.update(tokens=None, tokens_reason="no logprobs in the records (set logprobs: true to count tokens)")
+    return out
+
+
+def sample_latencies(record: dict[str, Any]) -> dict[str, float]:
+    """The per-sample latencies of one completed record that could be measured (seconds; decode_tps in
+    tokens per second). tpot and decode speed need ``usage.completion_tokens`` > 1 and a first token."""
+    t = record["timings"]
+    out = {name: float(t[name]) for name in ("queue_s", "ttft_s", "ttfc_s", "e2e_s") if t.get(name) is not None}
+    n_out = _usage(record, "completion_tokens")
+    if "ttft_s" in out and "e2e_s" in out and n_out and n_out > 1:
+        decode = out["e2e_s"] - out["ttft_s"]
+        out["tpot_s"] = decode / (n_out - 1)
+        if decode > 0:
+            out["decode_tps"] = (n_out - 1) / decode
+    return out
+
+
+def sample_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, float]:
+    """The 0/1 score of each sample rate (``SAMPLE_RATES``) that applies to one completed record.
+
+    JSON validity applies to samples meant to be JSON (the case expects JSON or a schema, or the request
+    sent a response_format); schema validity to cases with a schema; the pass rate to cases with expect.
+    """
+    spec = spec or CaseSpec()
+    content = record.get("content")
+    out: dict[str, float] = {}
+    if spec.wants_json or "response_format" in (record.get("params") or {}):
+        strict = is_json(content)
+        out["json_valid_rate"] = float(strict)
+        out["json_valid_lenient_rate"] = float(strict or is_json_lenient(content))
+    if spec.schema is not None:
+        out["schema_valid_rate"] = float(is_schema_valid(content, spec.schema))
+    if spec.expect is not None:
+        out["pass_rate"] = float(not sample_failures(record, spec))
+    return out
+
+
 def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metric]:
-    ttft: list[float] = []
-    ttfc: list[float] = []
-    e2e: list[float] = []
-    tpot: list[float] = []
+    values: dict[str, list[float]] = {name: [] for name in SAMPLE_LATENCIES}
     itl: list[float] = []
-    tps: list[float] = []
-    queue: list[float] = []
     for r in records:
-        t = r["timings"]
-        if t.get("queue_s") is not None:
-            queue.append(t["queue_s"])
-        if t.get("e2e_s") is not None:
-            e2e.append(t["e2e_s"])
-        if t.get("ttft_s") is not None:
-            ttft.append(t["ttft_s"])
-        if t.get("ttfc_s") is not None:
-            ttfc.append(t["ttfc_s"])
-        chunks = t.get("chunk_times") or []
+        for name, value in sample_latencies(r).items():
+            values[name].append(value)
+        chunks = r["timings"].get("chunk_times") or []
         itl.extend(b - a for a, b in itertools.pairwise(chunks))
-        n_out = _usage(r, "completion_tokens")
-        if t.get("ttft_s") is not None and t.get("e2e_s") is not None and n_out and n_out > 1:
-            decode = t["e2e_s"] - t["ttft_s"]
-            tpot.append(decode / (n_out - 1))
-            if decode > 0:
-                tps.append((n_out - 1) / decode)
     no_stream = "needs streaming (run.stream: true)"
-    out = {"e2e_s": distribution(e2e), "queue_s": distribution(queue, intervals=False)}
-    for name, values, reason in (
-        ("ttft_s", ttft, no_stream if not stream else "no response carried generated text"),
-        ("ttfc_s", ttfc, no_stream if not stream else "no response carried answer text"),
-        ("tpot_s", tpot, no_stream if not stream else "needs completion_tokens > 1 in usage"),
+    out = {"e2e_s": distribution(values["e2e_s"]), "queue_s": distribution(values["queue_s"], intervals=False)}
+    for name, measured, reason in (
+        ("ttft_s", values["ttft_s"], no_stream if not stream else "no response carried generated text"),
+        ("ttfc_s", values["ttfc_s"], no_stream if not stream else "no response carried answer text"),
+        ("tpot_s", values["tpot_s"], no_stream if not stream else "needs completion_tokens > 1 in usage"),
         ("itl_s", itl, no_stream if not stream else "needs two or more text chunks"),
-        ("decode_tps", tps, no_stream if not stream else "needs completion_tokens > 1 in usage"),
+        ("decode_tps", values["decode_tps"], no_stream if not stream else "needs completion_tokens > 1 in usage"),
     ):
-        out[name] = distribution(values, intervals=name != "itl_s") if values else na(reason)
+        out[name] = distribution(measured, intervals=name != "itl_s") if measured else na(reason)
     return out
 
 
@@ -182,39 +266,26 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
     # Determinism: per case over its repeats, in repeat order.
     outputs: dict[str, list[str]] = defaultdict(list)
     answers: dict[str, list[str | None]] = defaultdict(list)
+    tokens: dict[str, list[list[str] | None]] = defaultdict(list)
     for r in sorted(ok, key=lambda r: r["repeat"]):
         key = case_key(r)
         outputs[key].append(r.get("content") or "")
+        tokens[key].append(record_tokens(r))
         spec = cases.get(key)
         if spec and spec.extract:
             answers[key].append(extract_answer(r.get("content"), spec.extract))
-    metrics.update(determinism_metrics(outputs, answers))
-    # JSON validity, over samples that are meant to be JSON.
-    json_samples = [r for r in ok if (cases.get(case_key(r)) or CaseSpec()).wants_json
-                    or "response_format" in (r.get("params") or {})]
-    if json_samples:
-        metrics["json_valid_rate"] = rate(sum(is_json(r.get("content")) for r in json_samples), len(json_samples))
-        metrics["json_valid_lenient_rate"] = rate(sum(is_json_lenient(r.get("content")) for r in json_samples),
-                                                  len(json_samples))
-    else:
-        metrics["json_valid_rate"] = metrics["json_valid_lenient_rate"] = na(
-            "no case in this cell expects JSON and no response_format was sent")
-    schema_samples = [(r, cases[case_key(r)].schema) for r in ok
-                      if case_key(r) in cases and cases[case_key(r)].schema is not None]
-    if schema_samples:
-        valid = sum(is_schema_valid(r.get("content"), schema) for r, schema in schema_samples if schema)
-        metrics["schema_valid_rate"] = rate(valid, len(schema_samples))
-    else:
-        metrics["schema_valid_rate"] = na("no case in this cell has a JSON Schema")
-    expect_samples = [r for r in ok if (cases.get(case_key(r)) or CaseSpec()).expect is not None]
-    if expect_samples:
-        passed = sum(not sample_failures(r, cases[case_key(r)]) for r in expect_samples)
-        metrics["pass_rate"] = rate(passed, len(expect_samples))
-    else:
-        metrics["pass_rate"] = na("no case in this cell has expect checks")
+    metrics.update(determinism_metrics(outputs, answers, tokens))
+    # JSON validity, schema validity and expect checks: over the completed samples they apply to.
+    scored: dict[str, list[float]] = {name: [] for name in SAMPLE_RATES}
+    for r in ok:
+        for name, score in sample_scores(r, cases.get(case_key(r))).items():
+            scored[name].append(score)
+    for name, reason in SAMPLE_RATES.items():
+        scores = scored[name]
+        metrics[name] = rate(int(sum(scores)), len(scores)) if scores else na(reason)
     metrics.update(_latency(ok, stream))
     metrics.update(_cost(records, currency))
-    return metrics
+    return {name: metrics[name] for name in CATALOGUE}
 
 
 def sample_failures(record: dict[str, Any], spec: CaseSpec) -> list[str]:
@@ -223,4 +294,5 @@ def sample_failures(record: dict[str, Any], spec: CaseSpec) -> list[str]:
         return [f"request failed: {record.get('error')}"]
     if spec.expect is None:
         return []
-    return check_expect(record.get("content"), spec.expect, spec.schema, spec.extract)
+    return check_expect(record.get("content"), spec.expect, spec.schema, spec.extract,
+                        tool_calls=record.get("tool_calls"), tools=(record.get("params") or {}).get("tools"))

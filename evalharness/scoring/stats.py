@@ -1,9 +1,10 @@
-"""Statistics used by the metrics: Wilson intervals, percentiles, seeded bootstrap intervals."""
+"""Statistics used by the metrics: Wilson intervals, percentiles, seeded bootstrap intervals, t quantiles."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -36,19 +37,6 @@ def rate(successes: int, n: int) -> dict[str, object]:
     return {"value": successes / n, "ci95": [lo, hi], "n": n, "successes": successes}
 
 
-def bootstrap_ci(values: npt.ArrayLike, stat: Callable[[npt.NDArray[np.float64]], float], *,
-                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of ``stat``; seeded, so a report is reproducible."""
-    arr = np.sort(np.asarray(values, dtype=float))
-    if arr.size == 0:
-        raise ValueError("bootstrap needs at least one value")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(resamples, arr.size))
-    stats = np.apply_along_axis(stat, 1, arr[idx])
-    lo, hi = np.quantile(stats, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
 def distribution(values: Sequence[float], *, intervals: bool = True) -> dict[str, object]:
     """Percentiles p50/p90/p95/p99 and mean of a latency sample, with bootstrap intervals on p50 and p95."""
     # Sorted, so the seeded bootstrap (and the float sum) do not depend on the order of the records.
@@ -62,26 +50,95 @@ def distribution(values: Sequence[float], *, intervals: bool = True) -> dict[str
     out["max"] = float(arr.max())
     out["n"] = int(arr.size)
     if intervals and arr.size >= 2:
-        out["p50_ci95"] = list(_quantile_ci(arr, 0.50))
-        out["p95_ci95"] = list(_quantile_ci(arr, 0.95))
+        (lo50, hi50), (lo95, hi95) = _quantile_cis(arr, (0.50, 0.95))
+        out["p50_ci95"] = [lo50, hi50]
+        out["p95_ci95"] = [lo95, hi95]
     return out
 
 
-def _quantile_ci(arr: npt.NDArray[np.float64], q: float) -> tuple[float, float]:
+def _quantile_cis(arr: npt.NDArray[np.float64], qs: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Percentile bootstrap 95% intervals of several quantiles, from one seeded set of resamples (one
+    partition of the resample matrix serves every quantile)."""
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     idx = rng.integers(0, arr.size, size=(BOOTSTRAP_RESAMPLES, arr.size))
-    stats = np.quantile(arr[idx], q, axis=1)
-    lo, hi = np.quantile(stats, [0.025, 0.975])
-    return float(lo), float(hi)
+    stats = np.quantile(arr[idx], qs, axis=1)
+    bounds = np.quantile(stats, [0.025, 0.975], axis=1)
+    return [(float(bounds[0, i]), float(bounds[1, i])) for i in range(len(qs))]
 
 
-def mean_ci(values: Sequence[float]) -> dict[str, object]:
-    """Mean with a normal-approximation 95% interval (standard error over the values)."""
+def mean_ci(values: Sequence[float], *, lower: float | None = None, upper: float | None = None
+            ) -> dict[str, object]:
+    """Mean with a 95% interval from Student's t over the values (few cases are common), clipped to
+    ``[lower, upper]`` where the quantity is bounded (a share cannot leave [0, 1])."""
     arr = np.sort(np.asarray(values, dtype=float))
     if arr.size == 0:
         return {"value": None, "n": 0, "reason": "no samples"}
     mean = float(arr.mean())
     if arr.size < 2:
         return {"value": mean, "n": 1}
-    se = float(arr.std(ddof=1) / math.sqrt(arr.size))
-    return {"value": mean, "ci95": [mean - Z95 * se, mean + Z95 * se], "n": int(arr.size)}
+    half = t_quantile(0.975, arr.size - 1) * float(arr.std(ddof=1) / math.sqrt(arr.size))
+    lo = mean - half if lower is None else max(lower, mean - half)
+    hi = mean + half if upper is None else min(upper, mean + half)
+    return {"value": mean, "ci95": [min(lo, mean), max(hi, mean)], "n": int(arr.size)}
+
+
+def z_quantile(p: float) -> float:
+    """Quantile of the standard normal distribution."""
+    return NormalDist().inv_cdf(p)
+
+
+def t_cdf(x: float, df: float) -> float:
+    """Student's t distribution function, through the regularized incomplete beta function."""
+    if df <= 0:
+        raise ValueError("t distribution needs df > 0")
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + x * x))
+    return 1 - tail if x >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Quantile of Student's t distribution (bisection on ``t_cdf``; exact enough for intervals)."""
+    if not 0 < p < 1:
+        raise ValueError("p must be inside (0, 1)")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    if df == 1:  # Cauchy: closed form, and its tail is too heavy for a bracket search to be quick
+        return math.tan(math.pi * (p - 0.5))
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b) by Lentz's continued fraction (Numerical Recipes, 6.4)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    # The continued fraction converges fast only below the mean; use the symmetry I_x(a,b) = 1 - I_{1-x}(b,a).
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * f / a

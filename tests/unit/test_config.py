@@ -105,3 +105,17 @@ def test_cli_validate_exit_codes_and_no_traceback(write_config: Callable[..., Pa
 def test_cli_missing_config_file_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "does-not-exist.yaml"]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("snippet", "words"), [
+    ("grid: {seed: [1, 2, 1]}", "repeats an earlier value"),
+    ("defaults: {extra_body: {when: 2001-12-14}}", "YAML type 'timestamp'"),
+    ("grid: {stop: [&a [*a]]}", "alias refers to itself"),
+])
+def test_yaml_that_cannot_become_a_request_is_refused_with_its_line(write_config: Callable[..., Path], snippet: str,
+                                                                    words: str) -> None:
+    text = "name: t\ntarget: {base_url: http://127.0.0.1:9/v1, model: m}\nsuites: [suite.yaml]\n" + snippet + "\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(text))
+    assert words in str(info.value)
+    assert info.value.line == 4

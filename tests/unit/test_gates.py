@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from evalharness.config import Gate
+import pytest
+
+from evalharness.config import Gate, load_config
+from evalharness.errors import ConfigError
 from evalharness.gates import evaluate_gates
 
 CELLS: list[dict[str, Any]] = [
@@ -30,3 +35,49 @@ def test_percentile_gate_and_totals_gate() -> None:
 def test_gate_on_a_metric_no_cell_measured_fails_with_reason() -> None:
     [verdict] = evaluate_gates([Gate(metric="json_valid_rate", where={"temperature": 1}, min=0.5)], CELLS, {})
     assert verdict["passed"] is False and "no matching cell has a value" in verdict["reason"]
+
+
+CONFIG = """\
+name: t
+target: {base_url: http://127.0.0.1:9/v1, model: m}
+suites: [suite.yaml]
+grid:
+  temperature: [0, 0.7]
+gates:
+  - {metric: pass_rate, min: 0.8}
+  - {metric: e2e_s.p95, max: 5.0}
+  - {metric: totals.cost, max: 1.0}
+  - GATE
+"""
+
+
+def test_baseline_gates_load_next_to_the_existing_kinds(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "manifest.json").write_text("{}")
+    gates = load_config(write_config(CONFIG.replace("GATE", "{metric: pass_rate, baseline: base, max_drop: 0.05}")
+                                     )).config.gates
+    assert [(g.metric, g.min, g.max, g.baseline, g.max_drop) for g in gates] == [
+        ("pass_rate", 0.8, None, None, None), ("e2e_s.p95", None, 5.0, None, None),
+        ("totals.cost", None, 1.0, None, None), ("pass_rate", None, None, "base", 0.05)]
+    for gate in ("{metric: e2e_s.p95, baseline: previous, max_rise: 0.2, where: {temperature: 0}}",
+                 "{metric: error_rate, baseline: previous, max_rise: 0.01}"):
+        assert load_config(write_config(CONFIG.replace("GATE", gate))).config.gates[-1].baseline == "previous"
+
+
+@pytest.mark.parametrize(("gate", "key", "words"), [
+    ("{metric: pass_rate, max_drop: 0.1}", "gates[3]", "add baseline"),
+    ("{metric: pass_rate, baseline: previous, min: 0.5}", "gates[3]", "not min or max"),
+    ("{metric: pass_rate, baseline: previous}", "gates[3]", "exactly one of max_drop or max_rise"),
+    ("{metric: pass_rate, baseline: previous, max_drop: -0.1}", "gates[3].max_drop", "greater than or equal"),
+    ("{metric: error_rate, baseline: previous, max_drop: 0.1}", "gates[3].max_drop", "use max_rise"),
+    ("{metric: pass_rate, baseline: previous, max_rise: 0.1}", "gates[3].max_rise", "use max_drop"),
+    ("{metric: cost, baseline: previous, max_rise: 0.1}", "gates[3].metric", "cannot be compared"),
+    ("{metric: e2e_s.mean, baseline: previous, max_rise: 0.1}", "gates[3].metric", "e2e_s.p50"),
+    ("{metric: pass_rate, baseline: runs/nope, max_drop: 0.1}", "gates[3].baseline", "not a run directory"),
+    ("{metric: pass_rte, min: 0.5}", "gates[3].metric", "unknown metric 'pass_rte'"),
+])
+def test_bad_gates_name_the_key_and_line(write_config: Callable[..., Path], gate: str, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(CONFIG.replace("GATE", gate)))
+    assert exc.value.key == key and exc.value.line == 10
+    assert words in str(exc.value)

@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evalharness.scoring.checks import extract_answer, is_json, is_json_lenient
-from evalharness.scoring.metrics import CaseSpec, cell_metrics, determinism_metrics
+from evalharness.scoring.metrics import CATALOGUE, CaseSpec, cell_metrics, determinism_metrics, first_divergence
 from evalharness.scoring.stats import distribution, wilson
 from evalharness.suites import Expect, Extractor
+from evalharness.summary import build_summary
 
 
 def rec(case: str, repeat: int, content: str | None, *, ok: bool = True, ttft: float | None = 0.1,
@@ -114,3 +115,85 @@ def test_metrics_do_not_depend_on_record_order(rows: list[tuple[str, int, str]],
     cases = {"s/a": CaseSpec(expect=Expect(json_valid=True))}
     assert cell_metrics(records, cases, stream=True, currency="X") == \
         cell_metrics(shuffled, cases, stream=True, currency="X")
+
+
+def _manifest(cases: dict[str, CaseSpec], *, stream: bool) -> dict[str, Any]:
+    return {"run_id": "r", "started_at": "2026-01-01T00:00:00+00:00", "target": {}, "config_path": "/x/c.yaml",
+            "config": {"name": "n", "run": {"stream": stream}, "pricing": {"currency": "CNY"}, "gates": []},
+            "plan": {"requests": 4, "cells": [{"cell_id": "c", "label": "default", "params": {}}]},
+            "cases": {k: v.to_manifest() for k, v in cases.items()}}
+
+
+def _assert_every_metric_is_measured_or_explained(summary: dict[str, Any]) -> dict[str, Any]:
+    [cell] = summary["cells"]
+    assert list(cell["metrics"]) == list(CATALOGUE)
+    for name, metric in cell["metrics"].items():
+        if metric.get("value", "absent") is None:
+            assert metric.get("reason"), f"{name} is null without a reason"
+        else:
+            measured = [v for k, v in metric.items() if k in ("value", "p50") and v is not None]
+            assert measured, f"{name} has neither a value nor a reason: {metric}"
+    metrics: dict[str, Any] = cell["metrics"]
+    return metrics
+
+
+def test_every_catalogue_metric_is_in_the_summary_when_it_applies() -> None:
+    cases = {"s/j": CaseSpec(expect=Expect(json_valid=True), schema={"type": "object"},
+                             extract=Extractor(json_pointer="/a"))}
+    usage = {"prompt_tokens": 5, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 1}}
+    records = [rec("j", r, '{"a": 1}', usage=usage, cost=0.01, chunks=[0.1, 0.2, 0.3], attempts=1 + r)
+               for r in range(3)]
+    records[2]["content"] = '{"a": 2}'
+    m = _assert_every_metric_is_measured_or_explained(build_summary(_manifest(cases, stream=True), records,
+                                                                    complete=True))
+    assert all(m[name].get("value", m[name].get("p50")) is not None for name in CATALOGUE), \
+        [name for name in CATALOGUE if m[name].get("value", m[name].get("p50")) is None]
+
+
+def test_a_metric_that_cannot_apply_is_null_with_a_reason_never_zero() -> None:
+    # No streaming, no usage, no expect, one repeat: most of the catalogue cannot be measured.
+    records = [rec("a", 0, "hello", ttft=None)]
+    records[0]["timings"]["ttfc_s"] = None
+    m = _assert_every_metric_is_measured_or_explained(build_summary(_manifest({}, stream=False), records,
+                                                                    complete=True))
+    for name in ("exact_match_rate", "first_divergence", "json_valid_rate", "schema_valid_rate", "pass_rate",
+                 "ttft_s", "ttfc_s", "tpot_s", "itl_s", "decode_tps", "prompt_tokens", "completion_tokens",
+                 "reasoning_tokens", "cost", "cost_per_1k_requests"):
+        assert m[name]["value"] is None, name
+    assert "stream" in m["ttft_s"]["reason"] and "repeats" in m["exact_match_rate"]["reason"]
+    assert m["requests"]["value"] == 1 and m["errors"]["value"] == 0 and m["e2e_s"]["n"] == 1
+
+
+def test_first_divergence_in_tokens_where_logprobs_exist() -> None:
+    def with_tokens(repeat: int, tokens: list[str] | None) -> dict[str, Any]:
+        r = rec("a", repeat, "".join(tokens or ["The", " cat", " sat"]))
+        r["logprobs"] = [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in tokens] if tokens else None
+        return r
+
+    records = [with_tokens(0, ["The", " cat", " sat"]), with_tokens(1, ["The", " cat", " sat"]),
+               with_tokens(2, ["The", " cat", " ran"]), with_tokens(3, ["A", " dog"])]
+    fd = cell_metrics(records, {}, stream=True, currency="X")["first_divergence"]
+    # Characters: "The cat ran" leaves "The cat sat" at 8, "A dog" at 0 -> median 4; tokens: at 2 and 0 -> 1.
+    assert fd["value"] == 4.0 and fd["unit"] == "chars"
+    assert fd["tokens"] == 1.0 and fd["tokens_n"] == 2
+    without = cell_metrics([with_tokens(0, None), rec("a", 1, "other")], {}, stream=True, currency="X")
+    assert without["first_divergence"]["tokens"] is None and "logprobs" in without["first_divergence"]["tokens_reason"]
+
+
+def test_determinism_intervals_are_over_cases() -> None:
+    outputs = {f"c{i}": ["x", "x"] if i < 6 else ["x", "y"] for i in range(10)}
+    m = determinism_metrics(outputs, {})
+    assert m["exact_match_rate"]["n"] == 10 and m["exact_match_rate"]["unit"] == "cases"
+    assert m["exact_match_rate"]["ci95"] == list(wilson(6, 10))
+    # Modal share 1 in 6 cases and 0.5 in 4: mean 0.8; its interval cannot leave [0, 1].
+    lo, hi = m["modal_share"]["ci95"]
+    assert m["modal_share"]["value"] == pytest.approx(0.8) and 0.0 <= lo <= 0.8 <= hi <= 1.0
+    assert m["unique_outputs"]["value"] == pytest.approx(1.4) and m["unique_outputs"]["ci95"][0] >= 1.0
+
+
+@given(st.text(alphabet="ab", max_size=40), st.text(alphabet="ab", max_size=40))
+def test_first_divergence_is_the_common_prefix_length(a: str, b: str) -> None:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    assert first_divergence(a, b) == n == first_divergence(list(a), list(b))

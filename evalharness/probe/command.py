@@ -1,0 +1,124 @@
+"""``evalharness probe CONFIG [--out DIR]``: start or reach the target, run the experiments, write it down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import jinja2
+
+from evalharness import __version__
+from evalharness.client import ChatClient
+from evalharness.config import LoadedConfig, load_config
+from evalharness.local import MODEL_ALIAS, local_server
+from evalharness.probe.experiments import EXPERIMENTS, run_experiments
+from evalharness.probe.prober import VERDICTS, Finding, Prober, Tokenizer
+from evalharness.store import new_run_id, write_json
+
+_HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Probe: {{ target }}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#222}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #ddd;
+vertical-align:top}th{background:#f4f4f4}td.v{font-weight:600;white-space:nowrap}
+.honored{color:#17692b}.ignored{color:#9a5b00}.rejected{color:#b00020}.inconclusive{color:#555}
+code{font-size:13px}
+</style></head><body>
+<h1>Which parameters does this target honour?</h1>
+<p><b>{{ target }}</b> · probed {{ started_at }} · {{ requests }} requests · evalharness {{ version }}</p>
+<p>{% for verdict, n in counts %}<span class="{{ verdict }}">{{ n }} {{ verdict }}</span>{% if not loop.last %}
+ · {% endif %}{% endfor %}</p>
+<table><thead><tr><th>parameter</th><th>verdict</th><th>evidence</th></tr></thead><tbody>
+{% for r in results %}<tr><td><code>{{ r.parameter }}</code></td><td class="v {{ r.verdict }}">{{ r.verdict }}</td>
+<td>{{ r.evidence }}</td></tr>
+{% endfor %}</tbody></table>
+<p>honored: the output changed the way the parameter says · ignored: accepted, output as without it ·
+rejected: the server answered with an error · inconclusive: the experiment could not tell.</p>
+</body></html>
+""")
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """The probe page, from the same dict as probe.json."""
+    t = doc["target"]
+    counts = [(v, sum(r["verdict"] == v for r in doc["results"])) for v in VERDICTS]
+    return _HTML.render(target=f"{t['model']} at {t['base_url']}", started_at=doc["started_at"],
+                        requests=doc["requests"], version=doc["harness_version"],
+                        counts=[(v, n) for v, n in counts if n], results=doc["results"])
+
+
+def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
+    """The console table: parameter, verdict, evidence (cut to ``width`` characters)."""
+    w0 = max(len("parameter"), *(len(r["parameter"]) for r in results))
+    w1 = max(len("verdict"), *(len(r["verdict"]) for r in results))
+    lines = [f"{'parameter':<{w0}}  {'verdict':<{w1}}  evidence", f"{'-' * w0}  {'-' * w1}  {'-' * 8}"]
+    for r in results:
+        evidence = r["evidence"] if len(r["evidence"]) <= width else r["evidence"][:width - 1] + "…"
+        lines.append(f"{r['parameter']:<{w0}}  {r['verdict']:<{w1}}  {evidence}")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _target(loaded: LoadedConfig, out_dir: Path) -> Iterator[dict[str, Any]]:
+    target = loaded.config.target
+    if target.kind == "local":
+        with local_server(out_dir / "server.log", n_ctx=target.n_ctx, n_threads=target.n_threads,
+                          startup_timeout_s=target.startup_timeout_s) as base_url:
+            yield {"kind": "local", "base_url": base_url, "model": MODEL_ALIAS}
+    else:
+        yield {"kind": target.kind, "base_url": target.base_url, "model": target.model}
+
+
+async def probe_target(loaded: LoadedConfig, target: dict[str, Any]) -> tuple[list[Finding], int]:
+    """Run every experiment against ``target``; the findings in table order and the number of requests."""
+    cfg = loaded.config
+    defaults = cfg.defaults.model_dump(exclude_unset=True)
+    base = {k: defaults[k] for k in ("extra_body", "thinking") if defaults.get(k) is not None}
+    headers = dict(cfg.target.headers)
+    key = loaded.api_key()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
+                          timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
+        prober = Prober(chat, target["model"], base, cfg.target.thinking, concurrency=cfg.run.concurrency,
+                        max_retries=min(cfg.run.max_retries, 3),
+                        tokenizer=Tokenizer(target["base_url"], target["model"], headers))
+        findings = await run_experiments(prober)
+    return findings, prober.requests
+
+
+def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = None) -> int:
+    """``evalharness probe CONFIG [--out DIR]``: run the experiments, print the table, write probe.json/.html."""
+    stdout = stdout or sys.stdout
+    loaded = load_config(config_path)
+    cfg = loaded.config
+    out_dir = Path(out) if out else Path("reports") / cfg.name / f"probe-{new_run_id()}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    try:
+        with _target(loaded, out_dir) as target:
+            print(f"Probing {target['model']} at {target['base_url']} ({len(EXPERIMENTS)} experiments)",
+                  file=stdout, flush=True)
+            findings, requests = asyncio.run(probe_target(loaded, target))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()  # only when empty: a local server's log stays for the diagnosis
+        raise
+    doc = {"target": target, "config_path": str(loaded.path), "started_at": started, "harness_version": __version__,
+           "requests": requests, "duration_s": round(time.monotonic() - t0, 1),
+           "results": [asdict(f) for f in findings]}
+    write_json(out_dir / "probe.json", doc)
+    (out_dir / "probe.html").write_text(render_html(doc), encoding="utf-8")
+    print(format_table([asdict(f) for f in findings]), file=stdout)
+    print(f"\n{requests} requests in {doc['duration_s']} s. Wrote {out_dir / 'probe.json'} and "
+          f"{out_dir / 'probe.html'}", file=stdout)
+    return 0

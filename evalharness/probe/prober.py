@@ -1,0 +1,141 @@
+"""The probe's plumbing: findings, the request sender with shared baselines, and the server's tokenizer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from evalharness import client as kinds
+from evalharness.client import ChatClient, Outcome
+from evalharness.config import ThinkingOptions
+from evalharness.params import build_body
+from evalharness.thinking import apply_thinking
+
+Verdict = Literal["honored", "ignored", "rejected", "inconclusive"]
+VERDICTS: tuple[Verdict, ...] = ("honored", "ignored", "rejected", "inconclusive")
+
+OPEN = "Write one sentence about the sea."      # long greedy answer; sampling visibly changes it
+
+# Transient failures worth one more try; an HTTP 500 is not among them: llama-cpp-python answers a body it
+# cannot parse with 500, which is a rejection, not bad luck.
+RETRY_STATUS = frozenset({408, 429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The verdict on one parameter and the evidence for it."""
+
+    parameter: str
+    verdict: Verdict
+    evidence: str
+
+
+def text_of(outcome: Outcome) -> str:
+    """Everything the model generated: reasoning, answer and tool-call arguments."""
+    calls = "".join(json.dumps(c.get("function"), sort_keys=True) for c in outcome.tool_calls or ())
+    return (outcome.reasoning or "") + (outcome.content or "") + calls
+
+
+def quote(text: str | None, limit: int = 48) -> str:
+    """A short quotation of model output for evidence text."""
+    if text is None:
+        return "(nothing)"
+    flat = " ".join(text.split())
+    # Typographic quotes: model output is often JSON, whose own quotes would need escaping.
+    return f"“{flat if len(flat) <= limit else flat[:limit] + '…'}”"
+
+
+def contrast(changed: str, before: str, limit: int = 40) -> str:
+    """Two outputs quoted from just before where they first differ: ``“…X” instead of “…Y”``."""
+    a, b = " ".join(changed.split()), " ".join(before.split())
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    start = max(0, start - 12)
+    lead = "…" if start else ""
+    return f"{quote(lead + a[start:], limit)} instead of {quote(lead + b[start:], limit)}"
+
+
+def failure(parameter: str, outcome: Outcome, what: str = "") -> Finding | None:
+    """A finding for a failed request: an HTTP error is a rejection, anything else leaves it open."""
+    if outcome.ok:
+        return None
+    if outcome.error_kind == kinds.HTTP and outcome.status is not None and outcome.status not in RETRY_STATUS:
+        return Finding(parameter, "rejected", f"{what}{outcome.error}")
+    return Finding(parameter, "inconclusive", f"{what}the request failed: {outcome.error}")
+
+
+class Prober:
+    """Sends the experiments' requests: concurrency-limited, with shared baselines sent once."""
+
+    def __init__(self, chat: ChatClient, model: str, base: dict[str, Any], thinking: ThinkingOptions, *,
+                 concurrency: int = 1, max_retries: int = 2, tokenizer: Tokenizer | None = None) -> None:
+        self.chat = chat
+        self.model = model
+        self.base = base
+        self.thinking = thinking
+        self.tokenizer = tokenizer
+        self.max_retries = max_retries
+        self.requests = 0
+        self._slots = asyncio.Semaphore(concurrency)
+        self._shared: dict[str, asyncio.Future[Outcome]] = {}
+
+    async def ask(self, params: dict[str, Any], prompt: str = OPEN, *, thinking: str | None = None) -> Outcome:
+        """One request: ``prompt`` as the user message, ``params`` over the config's extra_body/thinking."""
+        merged = {**self.base, **params}
+        extra = {**(self.base.get("extra_body") or {}), **(params.get("extra_body") or {})}
+        if extra:
+            merged["extra_body"] = extra
+        if thinking is not None:
+            merged["thinking"] = thinking
+        messages, merged = apply_thinking([{"role": "user", "content": prompt}], merged,
+                                          via=self.thinking.via, message=self.thinking.message)
+        body = build_body(self.model, messages, merged, stream=False)
+        attempt = 0
+        async with self._slots:
+            while True:
+                self.requests += 1
+                outcome = await self.chat.complete(body)
+                transient = outcome.error_kind in (kinds.TIMEOUT, kinds.CONNECT, kinds.STREAM_BROKEN) or (
+                    outcome.error_kind == kinds.HTTP and outcome.status in RETRY_STATUS)
+                if outcome.ok or not transient or attempt >= self.max_retries:
+                    return outcome
+                await asyncio.sleep(min(outcome.retry_after_s or 0.5 * 2 ** attempt, 30.0))
+                attempt += 1
+
+    def shared(self, key: str, params: dict[str, Any], prompt: str = OPEN) -> Awaitable[Outcome]:
+        """A request several experiments compare with: sent once, its answer shared."""
+        if key not in self._shared:
+            self._shared[key] = asyncio.ensure_future(self.ask(params, prompt))
+        return self._shared[key]
+
+
+class Tokenizer:
+    """Token ids from the server's own tokenize endpoint: llama-cpp-python's or vLLM/SGLang's."""
+
+    def __init__(self, base_url: str, model: str, headers: dict[str, str], *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.root = base_url.rstrip("/").removesuffix("/v1")
+        self.model = model
+        self.headers = headers
+        self.transport = transport
+        self.tried: list[str] = []
+
+    async def ids(self, text: str) -> list[int] | None:
+        attempts = [("/extras/tokenize", {"input": text}),
+                    ("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})]
+        async with httpx.AsyncClient(headers=self.headers, timeout=30, transport=self.transport) as http:
+            for path, payload in attempts:
+                if path not in self.tried:
+                    self.tried.append(path)
+                try:
+                    response = await http.post(self.root + path, json=payload)
+                    tokens = response.json().get("tokens") if response.status_code == 200 else None
+                except (httpx.HTTPError, ValueError, AttributeError):
+                    continue
+                if isinstance(tokens, list) and tokens and all(isinstance(t, int) for t in tokens):
+                    return tokens
+        return None

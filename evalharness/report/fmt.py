@@ -1,0 +1,63 @@
+"""Number formatting shared by every report (one place decides how a rate or a latency reads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt(value: Any, kind: str) -> str:
+    """``value`` for people: rates as percentages, seconds as ms or s, counts compact; None as a dash."""
+    if value is None:
+        return "–"
+    if kind == "rate":
+        return f"{100 * value:.1f}%"
+    if kind == "sec":
+        if value == 0:
+            return "0 ms"
+        if abs(value) < 0.001:
+            return f"{value * 1e6:.0f} µs"
+        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
+    if kind == "money":
+        return f"{value:.4g}"
+    if kind == "int":
+        return f"{round(value):,}"
+    if kind == "num":
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+    return str(value)
+
+
+def fmt_interval(ci: tuple[float, float] | list[float] | None, kind: str) -> str:
+    """``[lo – hi]`` in the metric's own format, or "" without an interval."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f"{fmt(ci[0], kind)} – {fmt(ci[1], kind)}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """A wall time: ``2 min 14 s``, ``1 h 05 min``, ``3.2 s``."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def gate_bound(gate: dict[str, Any], *, ascii_only: bool = False) -> str:
+    """What a gate wants: ``≥ 0.9``, ``≤ 5``, or for a baseline gate ``drop ≤ 0.05 vs previous``."""
+    ge, le = (">=", "<=") if ascii_only else ("≥", "≤")
+    parts = []
+    if gate.get("min") is not None:
+        parts.append(f"{ge} {gate['min']:g}")
+    if gate.get("max") is not None:
+        parts.append(f"{le} {gate['max']:g}")
+    if gate.get("max_drop") is not None:
+        parts.append(f"drop {le} {gate['max_drop']:g}")
+    if gate.get("max_rise") is not None:
+        parts.append(f"rise {le} {gate['max_rise']:g}")
+    if gate.get("baseline"):
+        parts.append(f"vs {gate.get('baseline_run_id') or gate['baseline']}")
+    return " ".join(parts)
