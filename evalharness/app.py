@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
 from evalharness.console import format_comparison, format_outcome, format_plan
 from evalharness.errors import RunAborted, UsageError
-from evalharness.local import MODEL_ALIAS, local_server
+from evalharness.local import open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.regress import compare_runs, load_baselines, load_run, stored_baseline
@@ -29,6 +28,8 @@ from evalharness.store import (
     open_run_dir,
     read_json,
     read_records,
+    read_superseded,
+    set_aside_failures,
     write_json,
 )
 from evalharness.transport import run_async
@@ -63,15 +64,6 @@ def _digest(ids: Iterator[str] | Any) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _target(loaded: LoadedConfig, run_dir: Path) -> Iterator[dict[str, Any]]:
-    target = loaded.config.target
-    if target.kind == "local":
-        with local_server(run_dir / "server.log", n_ctx=target.n_ctx, n_threads=target.n_threads,
-                          startup_timeout_s=target.startup_timeout_s) as base_url:
-            yield {"kind": "local", "base_url": base_url, "model": MODEL_ALIAS}
-    else:
-        yield {"kind": target.kind, "base_url": target.base_url, "model": target.model}
 
 
 def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
@@ -117,14 +109,15 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
     else:
         run_dir = Path(out) if out else Path("reports") / cfg.name / new_run_id()
         run_dir.mkdir(parents=True, exist_ok=True)
-    records = read_records(run_dir)
+    # A resume sends again what failed before (e.g. after fixing an API key); what succeeded is never re-sent.
+    records = set_aside_failures(run_dir) if resume else read_records(run_dir)
     done = {r["item_id"] for r in records}
     todo = [item for item in plan.items if item.item_id not in done]
-    # A resumed run's budget counts what its earlier part was charged.
-    spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records)
+    # A resumed run's budget counts what its earlier parts were charged, failed attempts included.
+    spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
     try:
-        with _target(loaded, run_dir) as target:
+        with open_target(loaded.config.target, run_dir / "server.log") as target:
             if resume:
                 manifest["target"] = target
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))

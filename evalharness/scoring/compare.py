@@ -58,8 +58,10 @@ class Change:
     reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        # A ratio of a zero latency is NaN, which strict JSON cannot hold: it is written as null.
         out: dict[str, Any] = {"kind": self.kind, "before": self.before, "after": self.after,
-                               "change": self.change, "ci": list(self.ci) if self.ci else None,
+                               "change": self.change if math.isfinite(self.change) else None,
+                               "ci": list(self.ci) if self.ci else None,
                                "level": self.level, "se": self.se, "mde": self.mde, "n": self.n,
                                "cases": self.cases}
         if self.reason:

@@ -14,6 +14,7 @@ from typing import Any
 from evalharness.cli import main
 from evalharness.config import load_config
 from evalharness.plan import make_plan
+from evalharness.store import read_superseded
 
 KEY_ENV = "EVALHARNESS_TEST_API_KEY"
 FAKE_KEY = "sk-FAKE-KEY-abcdef0123456789abcdef"
@@ -84,7 +85,8 @@ def check_records(run_dir: Path, config: Path, sent: Counter[str]) -> dict[str, 
     assert set(ids) == set(planned)
     # Repeats of a case send identical requests, so attempts are compared per prompt.
     recorded: Counter[str] = Counter()
-    for record in records:
+    # Failed records a resume set aside (and sent again) still account for the requests they made.
+    for record in records + read_superseded(run_dir):
         recorded[planned[record["item_id"]]] += len(record["attempts"])
     assert recorded == sent, "attempts on record differ from the requests that reached the server"
     return {r["case_id"]: r for r in records}

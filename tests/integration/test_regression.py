@@ -89,7 +89,7 @@ def test_a_broken_prompt_is_caught_as_a_regression(echo_runs: dict[str, Any]) ->
     root: Path = echo_runs["root"]
     run = echo_runs["broken"]
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "gate FAIL: REGRESSED pass_rate [temperature=0]: 100.0% → 0.0%" in run.stdout
+    assert "gate FAIL: REGRESSED pass_rate [temperature=0] vs base: 100.0% → 0.0% (change -100.0 pts" in run.stdout
     failed = [g for g in summary_of(root / "broken")["gates"] if not g["passed"]]
     assert [(g["metric"], g["verdict"]) for g in failed] == [("pass_rate", "regressed")]
     assert failed[0]["ci"][1] < 0 and failed[0]["cases"] == len(WORDS)

@@ -392,3 +392,18 @@ def test_a_lone_surrogate_in_an_answer_is_stored_and_read_back(tmp_path: Path) -
     writer.write({"item_id": "b", "content": "fine"})
     writer.close()
     assert [r["content"] for r in read_records(tmp_path)] == ["broken \ud800 text", "fine"]
+
+
+def test_resume_sets_failed_records_aside_so_they_are_sent_again(tmp_path: Path) -> None:
+    from evalharness.store import read_records, read_superseded, set_aside_failures
+
+    writer = ResultWriter(tmp_path)
+    for item_id, ok in (("a", True), ("b", False), ("c", True)):
+        writer.write({"item_id": item_id, "ok": ok, "budget_charge": 0.5})
+    writer.close()
+    kept = set_aside_failures(tmp_path)
+    assert [r["item_id"] for r in kept] == ["a", "c"]
+    assert [r["item_id"] for r in read_records(tmp_path)] == ["a", "c"]
+    assert [r["item_id"] for r in read_superseded(tmp_path)] == ["b"]
+    assert set_aside_failures(tmp_path) == kept  # nothing failed any more: nothing moves
+    assert len(read_superseded(tmp_path)) == 1
