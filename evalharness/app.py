@@ -32,6 +32,7 @@ from evalharness.store import (
     set_aside_failures,
     write_json,
 )
+from evalharness.summary import build_summary
 from evalharness.transport import run_async
 
 
@@ -67,12 +68,11 @@ def _digest(ids: Iterator[str] | Any) -> str:
 
 
 def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
-           baseline: str | None = None) -> dict[str, Any]:
+           baseline: str | None = None, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``)."""
     manifest = read_json(run_dir / MANIFEST)
-    records = read_records(run_dir)
-    from evalharness.summary import build_summary
-
+    if records is None:
+        records = read_records(run_dir)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason, gates_enabled=gates,
                             baselines=baselines)
@@ -164,11 +164,12 @@ def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:
     run_dir = open_run_dir(Path(run_dir_arg))
     previous = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else {}
     manifest = read_json(run_dir / MANIFEST)
-    n_done = len(read_records(run_dir))
-    complete = n_done >= manifest["plan"]["requests"]
+    records = read_records(run_dir)
+    complete = len(records) >= manifest["plan"]["requests"]
     stop_reason = None if complete else (previous.get("stop_reason") or
-                                         f"{n_done} of {manifest['plan']['requests']} requests stored")
-    summary = finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous))
+                                         f"{len(records)} of {manifest['plan']['requests']} requests stored")
+    summary = finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous),
+                     records=records)
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
     return exit_code(summary)
 

@@ -61,6 +61,8 @@ class RunData:
     manifest: dict[str, Any]
     records: list[dict[str, Any]]
     _units: dict[str, dict[str, Units]] = field(default_factory=dict, repr=False)
+    _by_cell: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _cases: dict[str, CaseSpec] | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -77,9 +79,13 @@ class RunData:
     def units(self, cell_id: str) -> dict[str, Units]:
         """The comparison units of one cell (computed once)."""
         if cell_id not in self._units:
-            cases = {key: CaseSpec.from_manifest(spec) for key, spec in self.manifest["cases"].items()}
-            rows = [r for r in self.records if r["cell_id"] == cell_id]
-            self._units[cell_id] = cell_units(rows, cases)
+            if self._by_cell is None or self._cases is None:
+                # Grouped once: a grid of many cells must not scan every record per cell.
+                self._by_cell = {}
+                for r in self.records:
+                    self._by_cell.setdefault(r["cell_id"], []).append(r)
+                self._cases = {key: CaseSpec.from_manifest(spec) for key, spec in self.manifest["cases"].items()}
+            self._units[cell_id] = cell_units(self._by_cell.get(cell_id, []), self._cases)
         return self._units[cell_id]
 
     def describe(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from evalharness.errors import UsageError
 
 MANIFEST = "manifest.json"
@@ -45,9 +47,12 @@ def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
             if not raw.endswith(b"\n"):
                 break
             try:
-                yield json.loads(raw)
+                yield orjson.loads(raw)
             except ValueError:
-                continue
+                try:  # orjson refuses what json accepts, e.g. an escaped lone surrogate
+                    yield json.loads(raw)
+                except ValueError:
+                    continue
 
 
 def set_aside_failures(run_dir: Path) -> list[dict[str, Any]]:
@@ -98,10 +103,9 @@ class ResultWriter:
         self._fh: IO[bytes] = path.open("ab")
 
     def write(self, record: dict[str, Any]) -> None:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         try:
-            line = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate in model output: JSON's \u escapes keep it exactly
+            line = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # a lone surrogate in model output: json's \u escapes keep it exactly
             line = json.dumps(record, separators=(",", ":")).encode("ascii")
         self._fh.write(line + b"\n")
         self._fh.flush()

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from evalharness.scoring.checks import extract_answer
 from evalharness.scoring.compare import Pair
 from evalharness.scoring.metrics import (
     SAMPLE_LATENCIES,
@@ -73,7 +72,7 @@ def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) ->
             units[name][key] = seconds
         outputs[key[0]].append(r.get("content") or "")
         if spec and spec.extract:
-            answers[key[0]].append(extract_answer(r.get("content"), spec.extract))
+            answers[key[0]].append(spec.answer(r.get("content")))
     for case, texts in outputs.items():
         if len(texts) >= 2:
             units["exact_match_rate"][(case, PER_CASE)] = float(len(set(texts)) == 1)

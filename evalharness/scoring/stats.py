@@ -13,6 +13,7 @@ Z95 = 1.959963984540054
 PERCENTILES = (50, 90, 95, 99)
 BOOTSTRAP_SEED = 20240101
 BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_MAX_N = 2000
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -58,12 +59,27 @@ def distribution(values: Sequence[float], *, intervals: bool = True) -> dict[str
 
 def _quantile_cis(arr: npt.NDArray[np.float64], qs: tuple[float, ...]) -> list[tuple[float, float]]:
     """Percentile bootstrap 95% intervals of several quantiles, from one seeded set of resamples (one
-    partition of the resample matrix serves every quantile)."""
+    partition of the resample matrix serves every quantile).
+
+    Above ``BOOTSTRAP_MAX_N`` samples the resample matrix would cost seconds and hundreds of MB per cell;
+    there the distribution-free order-statistic interval (ranks from the binomial distribution of the
+    count below the quantile), to which the bootstrap converges, is used: exact, and free once sorted.
+    """
+    if arr.size > BOOTSTRAP_MAX_N:
+        return [_order_statistic_ci(arr, q) for q in qs]
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     idx = rng.integers(0, arr.size, size=(BOOTSTRAP_RESAMPLES, arr.size))
     stats = np.quantile(arr[idx], qs, axis=1)
     bounds = np.quantile(stats, [0.025, 0.975], axis=1)
     return [(float(bounds[0, i]), float(bounds[1, i])) for i in range(len(qs))]
+
+
+def _order_statistic_ci(sorted_arr: npt.NDArray[np.float64], q: float) -> tuple[float, float]:
+    n = sorted_arr.size
+    half = Z95 * math.sqrt(n * q * (1 - q))
+    lo = max(0, math.floor(n * q - half) - 1)
+    hi = min(n - 1, math.ceil(n * q + half))
+    return float(sorted_arr[lo]), float(sorted_arr[hi])
 
 
 def mean_ci(values: Sequence[float], *, lower: float | None = None, upper: float | None = None

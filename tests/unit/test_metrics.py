@@ -197,3 +197,18 @@ def test_first_divergence_is_the_common_prefix_length(a: str, b: str) -> None:
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
     assert first_divergence(a, b) == n == first_divergence(list(a), list(b))
+
+
+def test_large_samples_get_order_statistic_intervals_close_to_the_bootstrap() -> None:
+    from evalharness.scoring import stats
+
+    rng = random.Random(7)
+    values = [rng.expovariate(2.0) for _ in range(stats.BOOTSTRAP_MAX_N + 1)]
+    big = distribution(values)
+    small = distribution(values[: stats.BOOTSTRAP_MAX_N])  # bootstrapped
+    for q in ("p50", "p95"):
+        lo, hi = big[f"{q}_ci95"]
+        assert lo <= big[q] <= hi
+        blo, bhi = small[f"{q}_ci95"]
+        # Same sample size within one: the two methods agree to within a fifth of the width.
+        assert abs((hi - lo) - (bhi - blo)) < 0.2 * (bhi - blo)
