@@ -75,6 +75,30 @@ def _serve(port: int, ready: multiprocessing.synchronize.Event) -> None:  # type
     uvloop.run(main())
 
 
+async def _plain_aiohttp(port: int, n: int, concurrency: int) -> list[tuple[str, float, float]]:
+    """The same requests from a bare aiohttp client: (response id, ttft s, e2e s) — the floor any client has."""
+    import aiohttp
+
+    out: list[tuple[str, float, float]] = []
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                t0 = time.perf_counter_ns()
+                first = 0
+                rid = ""
+                async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as resp:
+                    async for line in resp.content:
+                        if line.startswith(b"data: {") and not first:
+                            first = time.perf_counter_ns()
+                            rid = json.loads(line[6:])["id"]
+                end = time.perf_counter_ns()
+                out.append((rid, (first - t0) / 1e9, (end - t0) / 1e9))
+
+        await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=640)
@@ -102,6 +126,9 @@ def main() -> None:
             with redirect_stdout(io.StringIO()):
                 app.run(str(folder / "config.yaml"), out=str(folder / "run"))
             records = [json.loads(x) for x in (folder / "run/results.jsonl").read_text().splitlines()]
+        import uvloop
+
+        plain = uvloop.run(_plain_aiohttp(port, args.n, args.concurrency))
         stamps = httpx.get(f"http://127.0.0.1:{port}/stats").json()
     finally:
         server.terminate()
@@ -114,10 +141,15 @@ def main() -> None:
     def p99(xs: list[float]) -> float:
         return sorted(xs)[int(0.99 * (len(xs) - 1))]
 
+    plain_ttft = [ttft * 1e3 - (stamps[rid][1] - stamps[rid][0]) / 1e6 for rid, ttft, _ in plain]
+    plain_e2e = [e2e * 1e3 - (stamps[rid][2] - stamps[rid][0]) / 1e6 for rid, _, e2e in plain]
     print(f"{len(records)} streamed requests at concurrency {args.concurrency}; server delays: first chunk "
           f"{FIRST_DELAY_S * 1e3:.0f} ms, then {CHUNKS - 1} chunks {CHUNK_GAP_S * 1e3:.0f} ms apart")
     print(f"ttft error (measured - server): median {statistics.median(ttft_err):.3f} ms, p99 {p99(ttft_err):.3f} ms")
     print(f"e2e  error (measured - server): median {statistics.median(e2e_err):.3f} ms, p99 {p99(e2e_err):.3f} ms")
+    print(f"a bare aiohttp client on the same server: ttft median {statistics.median(plain_ttft):.3f} ms, "
+          f"p99 {p99(plain_ttft):.3f} ms; e2e median {statistics.median(plain_e2e):.3f} ms, "
+          f"p99 {p99(plain_e2e):.3f} ms")
 
 
 if __name__ == "__main__":
