@@ -6,7 +6,9 @@ from typing import Any
 
 from evalharness.plan import Estimate, Plan
 from evalharness.regress import describe_change, too_small
-from evalharness.report.view import CELL_COLUMNS, best_cell, cell_value
+from evalharness.report.fmt import fmt
+from evalharness.report.ranking import best_setting
+from evalharness.report.view import CELL_COLUMNS, cell_value
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -40,25 +42,43 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
            f"{t['requests']}/{t['planned']} requests, {t['errors']} errors"
            + (f" ({', '.join(f'{k} × {n}' for k, n in sorted(t['errors_by_kind'].items()))})"
               if t["errors_by_kind"] else "")
-           + f", {t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}"]
-    best = best_cell(summary["cells"])
+           + (f", {t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}"
+              if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")]
+    best = best_setting(summary["cells"])
     if best:
-        out.append(f"Best setting: {best['label']}")
-    plain = [g for g in summary["gates"] if "baseline" not in g]
+        crit = best.criterion
+        line = f"Best setting: {best.leader['label']} ({crit.heading} {fmt(crit.value(best.leader), crit.kind)})"
+        if best.contenders:
+            line += (f" — not clearly better: {len(best.contenders)} other setting(s) have overlapping 95% "
+                     f"intervals; more repeats or cases would tell them apart")
+        out.append(line)
     out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
-    for g in plain:
-        verdict = "pass" if g["passed"] else "FAIL"
-        where = g.get("label") or g.get("cell_id") or "run"
-        value = "–" if g["value"] is None else f"{g['value']:.4g}"
-        bound = " ".join(x for x in (f">= {g['min']}" if g["min"] is not None else "",
-                                     f"<= {g['max']}" if g["max"] is not None else "") if x)
-        out.append(f"gate {verdict}: {g['metric']} [{where}] = {value} (want {bound}) {g.get('reason', '')}".rstrip())
+    out += _plain_gates([g for g in summary["gates"] if "baseline" not in g])
     if not summary["complete"]:
         out.append(f"INCOMPLETE: {summary.get('stop_reason')}")
     out.append(f"Run directory: {run_dir}")
     out += [f"  {p}" for p in reports]
     out.append("PASSED" if summary["passed"] else "FAILED")
     return "\n".join(out)
+
+
+def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
+    """One line per failed verdict; a gate that passed in every cell it applies to is one line."""
+    out: list[str] = []
+    groups: dict[tuple[str, Any, Any, str], list[dict[str, Any]]] = {}
+    for g in gates:
+        groups.setdefault((g["metric"], g["min"], g["max"], repr(g.get("where"))), []).append(g)
+    for (metric, lo, hi, _), verdicts in groups.items():
+        bound = " ".join(x for x in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if x)
+        if all(g["passed"] for g in verdicts) and len(verdicts) > 1:
+            out.append(f"gate pass: {metric} (want {bound}) in all {len(verdicts)} cells it applies to")
+            continue
+        for g in verdicts:
+            verdict = "pass" if g["passed"] else "FAIL"
+            where = g.get("label") or g.get("cell_id") or "run"
+            value = "–" if g["value"] is None else f"{g['value']:.4g}"
+            out.append(f"gate {verdict}: {metric} [{where}] = {value} (want {bound}) {g.get('reason', '')}".rstrip())
+    return out
 
 
 def _verdict_text(r: dict[str, Any]) -> str:
