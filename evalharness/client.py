@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from evalharness.transport import default_transport, is_timeout
 
@@ -51,6 +52,23 @@ class Outcome:
     e2e_s: float | None = None
     chunk_times: list[float] = field(default_factory=list)
     response_id: str | None = None
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as UTF-8 JSON (orjson: the request is built on the runner's per-request path)."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. a lone surrogate in a prompt: json escapes it
+        return json.dumps(body).encode("ascii")
+
+
+def _decode(data: bytes | str) -> Any:
+    """Parse JSON with orjson, falling back to json for what only it accepts (escaped lone surrogates).
+    Raises ValueError when neither can."""
+    try:
+        return orjson.loads(data)
+    except ValueError:
+        return json.loads(data)
 
 
 def split_reasoning(content: str | None, reasoning: str | None) -> tuple[str | None, str | None]:
@@ -278,7 +296,7 @@ class ChatClient:
         stream = bool(body.get("stream"))
         # Encoded before the clock starts; sent straight to the transport (see transport.py for why).
         request = httpx.Request("POST", self.url, headers=self._headers,
-                                content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                                content=_encode(body),
                                 extensions={"timeout": self._timeout})
         t0 = time.perf_counter_ns()
         try:
@@ -302,7 +320,7 @@ class ChatClient:
             raw = await response.aread()
             end = time.perf_counter_ns()
             try:
-                data = json.loads(raw)
+                data = _decode(raw)
             except ValueError:
                 text = raw.decode("utf-8", "replace")
                 kind = "HTML page" if "<html" in text[:500].lower() else "not JSON"
@@ -332,7 +350,7 @@ class ChatClient:
                 break
             now = time.perf_counter_ns()
             try:
-                chunk = json.loads(payload)
+                chunk = _decode(payload)
             except ValueError:
                 return Outcome(ok=False, status=response.status_code, error_kind=INVALID_JSON,
                                error=f"stream chunk is not JSON: {_short(payload)}")
