@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from evalharness.transport import default_transport, is_timeout
+from evalharness.transport import default_transport, is_timeout, never_connected
 
 _THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|\Z)", re.DOTALL)
 
@@ -242,20 +242,6 @@ def _scrub(outcome: Outcome, secret: str) -> None:
             setattr(outcome, name, text.replace(secret, "<redacted>"))
 
 
-def _never_connected(exc: httpx.TransportError) -> bool:
-    """Whether the connection failed, so the request never reached the server.
-
-    httpx-aiohttp maps every aiohttp connection error to ``ConnectTimeout``, including a reset or a
-    disconnect after the request was sent; only aiohttp's ``ClientConnectorError`` means "could not
-    connect". Told apart by class name, so this module does not depend on which transport is in use.
-    """
-    if isinstance(exc, httpx.ConnectError):
-        return True
-    if not isinstance(exc, httpx.ConnectTimeout):
-        return False
-    cause = exc.__cause__
-    return cause is None or any(c.__name__ == "ClientConnectorError" for c in type(cause).__mro__)
-
 
 class ChatClient:
     """Sends chat-completions requests to one OpenAI-compatible endpoint."""
@@ -305,7 +291,7 @@ class ChatClient:
             if is_timeout(exc):
                 return Outcome(ok=False, error_kind=TIMEOUT,
                                error=f"timed out before the response: {type(exc).__name__}")
-            if _never_connected(exc):
+            if never_connected(exc):
                 return Outcome(ok=False, error_kind=CONNECT, error=f"cannot connect: {_short(str(exc))}")
             # The exception's class says little here (a reset arrives as ConnectTimeout); its text says what.
             return Outcome(ok=False, error_kind=STREAM_BROKEN,

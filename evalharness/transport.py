@@ -36,7 +36,23 @@ def is_timeout(exc: httpx.TransportError) -> bool:
     if not isinstance(exc, httpx.TimeoutException):
         return False
     cause = exc.__cause__
-    return cause is None or isinstance(cause, TimeoutError)
+    # httpx's own transport raises its timeouts from httpcore's: only aiohttp's causes need telling apart.
+    from_aiohttp = cause is not None and type(cause).__module__.startswith("aiohttp")
+    return not from_aiohttp or isinstance(cause, TimeoutError)
+
+def never_connected(exc: httpx.TransportError) -> bool:
+    """Whether the connection failed, so the request never reached the server.
+
+    httpx-aiohttp maps every aiohttp connection error to ``ConnectTimeout``, including a reset or a
+    disconnect after the request was sent; only aiohttp's ``ClientConnectorError`` means "could not
+    connect". Told apart by class name, so nothing imports aiohttp for it.
+    """
+    if isinstance(exc, httpx.ConnectError):
+        return True
+    if not isinstance(exc, httpx.ConnectTimeout):
+        return False
+    cause = exc.__cause__
+    return cause is None or any(c.__name__ == "ClientConnectorError" for c in type(cause).__mro__)
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:
