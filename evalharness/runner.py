@@ -147,7 +147,6 @@ class Runner:
         self._interrupted = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self.state = RunState(total=0)
-        self.on_record: Callable[[dict[str, Any]], None] | None = None
 
     def stop(self, reason: str) -> None:
         """Stop scheduling new items; in-flight ones finish."""
@@ -215,8 +214,6 @@ class Runner:
                 return
             self.writer.write(record)
             self._account(record)
-            if self.on_record:
-                self.on_record(record)
 
     def _reserve(self, worst: float) -> bool:
         """Reserve ``worst`` against the budget; False if it does not fit."""
@@ -289,10 +286,10 @@ class Runner:
             if not await self._unless_interrupted(asyncio.sleep(wait)):
                 return None
         assert started is not None
-        return self._record(item, outcome, attempts, started, charged)
+        return self._record(item, outcome, attempts, started, charged, cost)
 
     def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
-                charged: float) -> dict[str, Any]:
+                charged: float, cost: float | None) -> dict[str, Any]:
         error = outcome.error
         if not outcome.ok and not is_retryable(outcome):
             hint = failure_hint(outcome, self.api_key_env)
@@ -304,7 +301,7 @@ class Runner:
             "ok": outcome.ok, "http_status": outcome.status, "error_kind": outcome.error_kind, "error": error,
             "content": outcome.content, "reasoning": outcome.reasoning, "tool_calls": outcome.tool_calls,
             "finish_reason": outcome.finish_reason, "usage": outcome.usage,
-            "cost": cost_of(outcome.usage, self.pricing), "budget_charge": charged, "logprobs": outcome.logprobs,
+            "cost": cost, "budget_charge": charged, "logprobs": outcome.logprobs,
             # Timings are those of the last attempt; queue_s is its wait for a rate limit (not the backoff).
             "timings": {"queue_s": attempts[-1]["queue_s"], "ttft_s": outcome.ttft_s, "ttfc_s": outcome.ttfc_s,
                         "e2e_s": outcome.e2e_s, "chunk_times": outcome.chunk_times},
