@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -56,9 +57,8 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[s
     }
 
 
-def _digest(ids: Iterator[str] | Any) -> str:
-    import hashlib
-
+def _digest(ids: Iterable[str]) -> str:
+    """One fingerprint of the planned item ids: a resume must be of the same plan."""
     h = hashlib.sha1()
     for item_id in ids:
         h.update(item_id.encode() + b"\n")
