@@ -17,7 +17,7 @@ Everything here is a pure function of numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -175,18 +175,67 @@ def quantile_ratio(pairs: Sequence[Pair], *, q: float = 0.5, level: float = 0.95
 
 
 def _weighted_quantiles(values: npt.NDArray[np.float64], cluster: npt.NDArray[np.intp],
-                        counts: npt.NDArray[np.int64], q: float) -> npt.NDArray[np.float64]:
+                        counts: npt.NDArray[np.int64], q: float, *, table_max: int | None = None
+                        ) -> npt.NDArray[np.float64]:
     """The ``q`` quantile of ``values`` in each bootstrap resample, a resample weighting each value by how
     often its case was drawn (``counts``: resamples × cases); the mean of the lower and upper quantile, which
-    with equal weights is numpy's median."""
+    with equal weights is numpy's median.
+
+    The weight of the k smallest values in a resample is ``counts[r] @ below(k)``, where ``below(k)`` counts
+    each case's values among them. It never decreases with k, so each quantile's rank is found by bisection,
+    every resample at once: resamples × cases × log(values) steps, where a cumulative sum over every value of
+    every resample took seconds per comparison at 100,000 records. The ranks are exactly those of that sum:
+    the same integer weights are compared with the same targets.
+    """
     order = np.argsort(values, kind="stable")
     ordered = values[order]
-    cum = np.cumsum(counts[:, cluster[order]], axis=1)
-    target = q * cum[:, -1:]
-    lower = np.minimum((cum < target).sum(axis=1), ordered.size - 1)
-    upper = np.minimum((cum <= target).sum(axis=1), ordered.size - 1)
+    n = ordered.size
+    below = _below_counter(cluster[order], counts.shape[1], PREFIX_TABLE_MAX if table_max is None else table_max)
+    weights = counts.astype(np.int64)
+    target = q * (weights @ np.bincount(cluster, minlength=counts.shape[1]).astype(np.int64))
+    lower = np.minimum(_first_reaching(below, weights, target, n, strict=False), n - 1)
+    upper = np.minimum(_first_reaching(below, weights, target, n, strict=True), n - 1)
     result: npt.NDArray[np.float64] = (ordered[lower] + ordered[upper]) / 2
     return result
+
+
+#: Up to this many (values + 1) × cases, how many values of each case lie below each rank is kept in a
+#: table (32 MB at most); beyond it, looked up by binary search in the sorted (case, rank) keys.
+PREFIX_TABLE_MAX = 1 << 23
+
+
+def _below_counter(case_of: npt.NDArray[np.intp], n_cases: int, table_max: int
+                   ) -> Callable[[npt.NDArray[np.intp]], npt.NDArray[np.int64]]:
+    """A function of one rank k per resample: per resample and case, how many of the k smallest values (whose
+    cases are ``case_of``, in sorted order) belong to that case."""
+    n = case_of.size
+    if (n + 1) * n_cases <= table_max:
+        table = np.zeros((n + 1, n_cases), dtype=np.int32)  # n < table_max < 2**31
+        table[np.arange(1, n + 1), case_of] = 1
+        np.cumsum(table, axis=0, out=table)
+        return lambda k: table[k].astype(np.int64)
+    keys = np.sort(case_of.astype(np.int64) * (n + 1) + np.arange(n))
+    offsets = np.arange(n_cases, dtype=np.int64) * (n + 1)
+    starts = np.searchsorted(keys, offsets)
+    return lambda k: (np.searchsorted(keys, offsets[None, :] + k[:, None]) - starts).astype(np.int64)
+
+
+def _first_reaching(below: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.int64]],
+                    weights: npt.NDArray[np.int64], target: npt.NDArray[np.floating[Any]], n: int, *,
+                    strict: bool) -> npt.NDArray[np.intp]:
+    """Per resample, the first index i in [0, n) whose cumulative weight (of the i + 1 smallest values)
+    reaches the target (exceeds it, if ``strict``), or n when none does: the count of indices before it."""
+    lo = np.zeros(weights.shape[0], dtype=np.intp)
+    hi = np.full(weights.shape[0], n, dtype=np.intp)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        cum = (weights * below(np.minimum(mid, n - 1) + 1)).sum(axis=1)
+        reached = cum > target if strict else cum >= target
+        hi = np.where(active & reached, mid, hi)
+        lo = np.where(active & ~reached, mid + 1, lo)
 
 
 def verdict(change: Change, *, higher_is_better: bool, tolerance: float, margin: float) -> Verdict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -111,8 +112,13 @@ def t_cdf(x: float, df: float) -> float:
     return 1 - tail if x >= 0 else tail
 
 
+@lru_cache(maxsize=4096)
 def t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t distribution (bisection on ``t_cdf``; exact enough for intervals)."""
+    """Quantile of Student's t distribution (bisection on ``t_cdf``; exact enough for intervals).
+
+    Cached: a summary asks for the same few (level, cases - 1) hundreds of times, and each bisection costs
+    a few milliseconds of continued fractions.
+    """
     if not 0 < p < 1:
         raise ValueError("p must be inside (0, 1)")
     if p < 0.5:

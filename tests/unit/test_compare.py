@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evalharness.scoring import compare
 from evalharness.scoring.compare import (
     Change,
     Pair,
@@ -219,3 +221,33 @@ def test_gains_and_losses_within_cases_are_still_noise() -> None:
     assert change.change == 0.0
     assert change.ci is not None and change.ci[0] < -0.1 and change.ci[1] > 0.1
     assert verdict(change, higher_is_better=True, tolerance=0.0, margin=0.05) == "inconclusive"
+
+
+def _weighted_quantiles_by_cumsum(values: np.ndarray, cluster: np.ndarray, counts: np.ndarray, q: float
+                                  ) -> np.ndarray:
+    # The definition: every value weighted by its case's draw count, cumulated in sorted order.
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    cum = np.cumsum(counts[:, cluster[order]], axis=1)
+    target = q * cum[:, -1:]
+    lower = np.minimum((cum < target).sum(axis=1), ordered.size - 1)
+    upper = np.minimum((cum <= target).sum(axis=1), ordered.size - 1)
+    result: np.ndarray = (ordered[lower] + ordered[upper]) / 2
+    return result
+
+
+@pytest.mark.parametrize("table", [True, False])
+@given(seed=st.integers(0, 2**32 - 1), q=st.sampled_from([0.0, 0.37, 0.5, 0.9, 0.95, 0.99, 1.0]))
+def test_bootstrap_quantiles_by_bisection_equal_the_cumulative_definition(table: bool, seed: int, q: float) -> None:
+    # Ties and uneven cases included: the ranks must be exactly those of the cumulative sum, so a report's
+    # latency intervals do not change with the faster method (or with which lookup a run's size picks).
+    rng = np.random.default_rng(seed)
+    n_cases = int(rng.integers(1, 40))
+    cluster = rng.integers(0, n_cases, int(rng.integers(n_cases, 300)))
+    _, cluster = np.unique(cluster, return_inverse=True)
+    n_cases = int(cluster.max()) + 1
+    values = np.round(rng.exponential(1.0, cluster.size), int(rng.integers(0, 3)))
+    counts = rng.multinomial(n_cases, np.full(n_cases, 1 / n_cases), size=int(rng.integers(1, 60)))
+    found = compare._weighted_quantiles(values, cluster, counts, q, table_max=None if table else 0)
+    assert np.array_equal(found,
+                          _weighted_quantiles_by_cumsum(values, cluster, counts, q))
