@@ -133,7 +133,7 @@ def phases(run_dir: Path) -> None:
 
     t0 = time.perf_counter()
     manifest = read_json(run_dir / "manifest.json")
-    records = read_records(run_dir)
+    records = read_records(run_dir, compact=True)  # as `evalharness report` reads them
     t1 = time.perf_counter()
     summary = build_summary(manifest, records, complete=True)
     t2 = time.perf_counter()

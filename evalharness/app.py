@@ -72,7 +72,7 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``)."""
     manifest = read_json(run_dir / MANIFEST)
     if records is None:
-        records = read_records(run_dir)
+        records = read_records(run_dir, compact=True)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason, gates_enabled=gates,
                             baselines=baselines)
@@ -164,7 +164,7 @@ def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:
     run_dir = open_run_dir(Path(run_dir_arg))
     previous = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else {}
     manifest = read_json(run_dir / MANIFEST)
-    records = read_records(run_dir)
+    records = read_records(run_dir, compact=True)
     complete = len(records) >= manifest["plan"]["requests"]
     stop_reason = None if complete else (previous.get("stop_reason") or
                                          f"{len(records)} of {manifest['plan']['requests']} requests stored")

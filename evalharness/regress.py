@@ -97,7 +97,7 @@ class RunData:
 def load_run(path: str | Path) -> RunData:
     """Read a run directory (manifest and records); a folder that is not a run is a usage error."""
     run_dir = open_run_dir(Path(path))
-    return RunData(run_dir, read_json(run_dir / MANIFEST), read_records(run_dir))
+    return RunData(run_dir, read_json(run_dir / MANIFEST), read_records(run_dir, compact=True))
 
 
 def measure(metric: str, before: Units | None, after: Units | None, *, level: float = 0.95) -> Change | str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.report.outcomes import Outcomes
+from evalharness.store import attempt_count
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TIMINGS = ("queue_s", "ttft_s", "ttfc_s", "e2e_s")
@@ -74,7 +75,7 @@ def write_csv(run_dir: Path, summary: dict[str, Any], records: list[dict[str, An
                 timings.get("e2e_s"), len(timings.get("chunk_times") or ()),
                 usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens"),
                 (usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
-                r.get("cost"), len(r.get("attempts") or ()), r.get("response_id"), cached[1],
+                r.get("cost"), attempt_count(r), r.get("response_id"), cached[1],
                 safe_text(r.get("content")), safe_text(r.get("reasoning")), _json(r.get("tool_calls")),
             ])
     return path

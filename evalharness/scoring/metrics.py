@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from evalharness.scoring.checks import check_expect, extract_answer, is_json, is_json_lenient, is_schema_valid
 from evalharness.scoring.stats import distribution, mean_ci, rate
+from evalharness.store import attempt_count
 from evalharness.suites import Expect, Extractor
 
 Metric = dict[str, Any]
@@ -227,20 +229,42 @@ def sample_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, fl
     return out
 
 
+def latency_columns(records: Sequence[dict[str, Any]]) -> dict[str, npt.NDArray[np.float64]]:
+    """``sample_latencies`` of many completed records at once: one array per name in ``SAMPLE_LATENCIES``,
+    parallel to ``records``, NaN where a record did not measure it (the same numbers, computed in numpy)."""
+    timings = [r["timings"] for r in records]
+    cols = {name: np.array([t.get(name) for t in timings], dtype=float)
+            for name in ("queue_s", "ttft_s", "ttfc_s", "e2e_s")}
+    counts = [(r.get("usage") or _NO_USAGE).get("completion_tokens") for r in records]
+    n_out = np.array([int(v) if isinstance(v, (int, float)) else None for v in counts], dtype=float)
+    decode = cols["e2e_s"] - cols["ttft_s"]  # NaN unless both were measured
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["tpot_s"] = np.where(n_out > 1, decode / (n_out - 1), np.nan)
+        cols["decode_tps"] = np.where((n_out > 1) & (decode > 0), (n_out - 1) / decode, np.nan)
+    return cols
+
+
+_NO_USAGE: dict[str, Any] = {}
+
+
+def inter_token_gaps(records: Sequence[dict[str, Any]]) -> npt.NDArray[np.float64]:
+    """Gaps between consecutive text chunks of each response (``itl_s``), in one numpy pass (runs hold
+    millions); ``chunk_times`` may be lists or arrays (compact records)."""
+    chunks = [c for c in (r["timings"].get("chunk_times") for r in records) if c is not None and len(c)]
+    if not chunks:
+        return np.empty(0)
+    flat = np.concatenate([np.asarray(c, dtype=float) for c in chunks])
+    gaps = np.diff(flat)
+    # The gap from one response's last chunk to the next response's first is not a gap.
+    boundaries = np.cumsum([len(c) for c in chunks])[:-1] - 1
+    result: npt.NDArray[np.float64] = np.delete(gaps, boundaries)
+    return result
+
+
 def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metric]:
-    values: dict[str, list[float]] = {name: [] for name in SAMPLE_LATENCIES}
-    flat: list[float] = []
-    boundaries: list[int] = []
-    for r in records:
-        for name, value in sample_latencies(r).items():
-            values[name].append(value)
-        chunks = r["timings"].get("chunk_times") or []
-        if chunks:
-            boundaries.append(len(flat) + len(chunks) - 1)
-            flat.extend(chunks)
-    # Gaps between consecutive text chunks of each response, in one numpy pass (runs hold millions).
-    gaps = np.diff(np.asarray(flat, dtype=float))
-    itl = np.delete(gaps, boundaries[:-1]).tolist() if gaps.size else []
+    columns = latency_columns(records)
+    values = {name: col[~np.isnan(col)] for name, col in columns.items()}
+    itl = inter_token_gaps(records)
     no_stream = "needs streaming (run.stream: true)"
     out = {"e2e_s": distribution(values["e2e_s"]), "queue_s": distribution(values["queue_s"], intervals=False)}
     for name, measured, reason in (
@@ -250,7 +274,7 @@ def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metri
         ("itl_s", itl, no_stream if not stream else "needs two or more text chunks"),
         ("decode_tps", values["decode_tps"], no_stream if not stream else "needs completion_tokens > 1 in usage"),
     ):
-        out[name] = distribution(measured, intervals=name != "itl_s") if measured else na(reason)
+        out[name] = distribution(measured, intervals=name != "itl_s") if measured.size else na(reason)
     return out
 
 
@@ -288,7 +312,7 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
         "errors": {"value": errors, "by_kind": dict(Counter(r["error_kind"] or "unknown"
                                                             for r in records if not r["ok"]))},
         "error_rate": rate(errors, len(records)) if records else na("no requests"),
-        "retries": {"value": sum(max(0, len(r.get("attempts") or ()) - 1) for r in records)},
+        "retries": {"value": sum(max(0, attempt_count(r) - 1) for r in records)},
     }
     # Determinism: per case over its repeats, in repeat order.
     outputs: dict[str, list[str]] = defaultdict(list)

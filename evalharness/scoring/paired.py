@@ -18,7 +18,7 @@ from evalharness.scoring.metrics import (
     CaseSpec,
     answers_agree,
     case_key,
-    sample_latencies,
+    latency_columns,
     sample_scores,
 )
 
@@ -60,26 +60,35 @@ def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) ->
     units: dict[str, Units] = defaultdict(dict)
     outputs: dict[str, list[str]] = defaultdict(list)
     answers: dict[str, list[str | None]] = defaultdict(list)
+    done: list[dict[str, Any]] = []
+    done_keys: list[UnitKey] = []
     for r in sorted(records, key=lambda r: (case_key(r), r["repeat"])):
         key = (case_key(r), int(r["repeat"]))
         units["error_rate"][key] = 0.0 if r["ok"] else 1.0
         if not r["ok"]:
             continue
+        done.append(r)
+        done_keys.append(key)
         spec = cases.get(key[0])
         for name, score in sample_scores(r, spec).items():
             units[name][key] = score
-        for name, seconds in sample_latencies(r).items():
-            units[name][key] = seconds
         outputs[key[0]].append(r.get("content") or "")
         if spec and spec.extract:
             answers[key[0]].append(spec.answer(r.get("content")))
+    # Latencies of all samples at once (``sample_latencies``, in numpy); NaN is "not measured".
+    for name, column in latency_columns(done).items():
+        if name in COMPARABLE:
+            measured = units[name]
+            for key, seconds in zip(done_keys, column.tolist(), strict=True):
+                if seconds == seconds:
+                    measured[key] = seconds
     for case, texts in outputs.items():
         if len(texts) >= 2:
             units["exact_match_rate"][(case, PER_CASE)] = float(len(set(texts)) == 1)
     for case, found in answers.items():
         if len(found) >= 2:
             units["answer_agreement_rate"][(case, PER_CASE)] = float(answers_agree(found))
-    return {name: dict(u) for name, u in units.items() if name in COMPARABLE}
+    return {name: dict(u) for name, u in units.items() if name in COMPARABLE and u}
 
 
 def split_metric(path: str) -> tuple[str, str | None]:

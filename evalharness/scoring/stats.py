@@ -39,10 +39,14 @@ def rate(successes: int, n: int) -> dict[str, object]:
     return {"value": successes / n, "ci95": [lo, hi], "n": n, "successes": successes}
 
 
-def distribution(values: Sequence[float], *, intervals: bool = True) -> dict[str, object]:
+def distribution(values: Sequence[float | None] | npt.NDArray[np.float64], *, intervals: bool = True
+                 ) -> dict[str, object]:
     """Percentiles p50/p90/p95/p99 and mean of a latency sample, with bootstrap intervals on p50 and p95."""
     # Sorted, so the seeded bootstrap (and the float sum) do not depend on the order of the records.
-    arr = np.sort(np.asarray([v for v in values if v is not None], dtype=float))
+    if isinstance(values, np.ndarray):
+        arr = np.sort(values.astype(float))
+    else:
+        arr = np.sort(np.asarray([v for v in values if v is not None], dtype=float))
     if arr.size == 0:
         return {"value": None, "n": 0, "reason": "no samples"}
     qs = np.percentile(arr, PERCENTILES)

@@ -119,5 +119,5 @@ def cell_comparison(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(manifest, summary, records) of a run directory, scored as ``evalharness report`` scores it."""
     manifest = read_json(run_dir / "manifest.json")
-    records = read_records(run_dir)
+    records = read_records(run_dir, compact=True)
     return manifest, build_summary(manifest, records, complete=True), records

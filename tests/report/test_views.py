@@ -28,6 +28,8 @@ from evalharness.report.outcomes import build_outcomes
 from evalharness.report.ranking import best_setting
 from evalharness.report.results_csv import safe_text
 from evalharness.report.view import run_time
+from evalharness.store import read_json, read_records
+from evalharness.summary import build_summary
 from tests.report.factory import HOSTILE, cell_comparison, load, make_run
 
 
@@ -244,6 +246,24 @@ def test_results_csv_has_one_row_per_record_with_flattened_timings(tmp_path: Pat
     assert all(r["content"].startswith("Answer: <script>") and r["passed"] == "" for r in hostile)
     failed = [r for r in rows if r["ok"] == "false"]
     assert len(failed) == 2 and all(r["passed"] == "false" and r["error_kind"] == "http_5xx" for r in failed)
+
+
+def test_compact_records_score_and_report_exactly_as_stored_ones(tmp_path: Path) -> None:
+    # `evalharness report` holds records compactly (chunk times in arrays, attempts counted, texts shared):
+    # every number and every report file must be what the records as stored give.
+    run_dir = make_run(tmp_path, usage=True)
+    manifest = read_json(run_dir / "manifest.json")
+    outputs = {}
+    for compact in (False, True):
+        records = read_records(run_dir, compact=compact)
+        summary = build_summary(manifest, records, complete=True)
+        out = tmp_path / f"compact-{compact}"
+        out.mkdir()
+        write_reports(out, manifest, summary, records)
+        files = ("results.csv", "junit.xml", "summary.md")
+        outputs[compact] = (summary, *((out / name).read_bytes() for name in files))
+    assert outputs[True] == outputs[False]
+    assert {r["attempts"] for r in read_records(run_dir, compact=True)} == {1}
 
 
 def test_spreadsheet_formulas_in_model_output_are_defused() -> None:

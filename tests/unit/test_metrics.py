@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evalharness.scoring.checks import extract_answer, is_json, is_json_lenient
-from evalharness.scoring.metrics import CATALOGUE, CaseSpec, cell_metrics, determinism_metrics, first_divergence
+from evalharness.scoring.metrics import (
+    CATALOGUE,
+    CaseSpec,
+    cell_metrics,
+    determinism_metrics,
+    first_divergence,
+    inter_token_gaps,
+    latency_columns,
+    sample_latencies,
+)
 from evalharness.scoring.stats import distribution, wilson
 from evalharness.suites import Expect, Extractor
 from evalharness.summary import build_summary
@@ -212,3 +221,27 @@ def test_large_samples_get_order_statistic_intervals_close_to_the_bootstrap() ->
         blo, bhi = small[f"{q}_ci95"]
         # Same sample size within one: the two methods agree to within a fifth of the width.
         assert abs((hi - lo) - (bhi - blo)) < 0.2 * (bhi - blo)
+
+
+_maybe_seconds = st.one_of(st.none(), st.floats(0, 100, allow_nan=False), st.integers(0, 100))
+
+
+@given(st.lists(st.tuples(_maybe_seconds, _maybe_seconds, _maybe_seconds,
+                          st.one_of(st.none(), st.integers(0, 5), st.floats(0, 5, allow_nan=False)))))
+def test_latency_columns_are_sample_latencies_of_every_record(rows: list[tuple[Any, Any, Any, Any]]) -> None:
+    # The vectorised latencies behind every cell's metrics must be the per-record definition, bit for bit,
+    # and NaN exactly where a record did not measure one.
+    records = [{"timings": {"queue_s": q, "ttft_s": ttft, "e2e_s": e2e}, "usage": {"completion_tokens": tokens}}
+               for q, ttft, e2e, tokens in rows]
+    columns = latency_columns(records)
+    for i, record in enumerate(records):
+        want = sample_latencies(record)
+        got = {name: float(col[i]) for name, col in columns.items() if col[i] == col[i]}
+        assert got == want
+
+
+def test_inter_token_gaps_never_span_two_responses() -> None:
+    records = [{"timings": {"chunk_times": [1.0, 1.5, 2.5]}}, {"timings": {"chunk_times": []}},
+               {"timings": {"chunk_times": [0.1]}}, {"timings": {"chunk_times": [0.2, 0.25]}}]
+    assert inter_token_gaps(records).tolist() == pytest.approx([0.5, 1.0, 0.05])
+    assert inter_token_gaps([]).size == 0
