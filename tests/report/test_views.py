@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import io
+import json
 import re
 import xml.etree.ElementTree as ET
 from html import unescape
@@ -26,7 +28,7 @@ from evalharness.report.junit import render_junit
 from evalharness.report.markdown import MAX_BYTES, md, render_markdown
 from evalharness.report.outcomes import build_outcomes
 from evalharness.report.ranking import best_setting
-from evalharness.report.results_csv import safe_text
+from evalharness.report.results_csv import csv_field, safe_text
 from evalharness.report.view import run_time
 from evalharness.store import read_json, read_records
 from evalharness.summary import build_summary
@@ -264,6 +266,33 @@ def test_compact_records_score_and_report_exactly_as_stored_ones(tmp_path: Path)
         outputs[compact] = (summary, *((out / name).read_bytes() for name in files))
     assert outputs[True] == outputs[False]
     assert {r["attempts"] for r in read_records(run_dir, compact=True)} == {1}
+
+
+_csv_values = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.booleans(),
+                        st.text(alphabet=st.sampled_from('ab ,"\r\n\t;=\'é\u2028'), max_size=12), st.text(max_size=8))
+
+
+@given(st.lists(st.lists(_csv_values, min_size=2, max_size=6), max_size=5))
+def test_csv_lines_are_what_csv_writer_writes(rows: list[list[Any]]) -> None:
+    # results.csv is encoded field by field for speed; it must be byte for byte what csv.writer writes.
+    expected = io.StringIO()
+    csv.writer(expected).writerows(rows)
+    assert "".join(",".join(map(csv_field, row)) + "\r\n" for row in rows) == expected.getvalue()
+
+
+def test_results_csv_round_trips_text_with_commas_quotes_and_newlines(tmp_path: Path) -> None:
+    tricky = 'He said "no", then:\r\nline two,\n\n"quoted"\u2028end'
+
+    def answer(case: str, params: dict[str, Any], repeat: int) -> str:
+        return tricky
+    run_dir = make_run(tmp_path, answer=answer, cases={"qa/x": {"expect": None, "schema": None, "extract": None}})
+    manifest, summary, records = load(run_dir)
+    write_reports(run_dir, manifest, summary, records)
+    with (run_dir / "results.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(records) and {r["content"] for r in rows} == {tricky}
+    sent = {r["item_id"]: r["params"] for r in records}
+    assert all(json.loads(row["params"]) == sent[row["item_id"]] for row in rows)
 
 
 def test_spreadsheet_formulas_in_model_output_are_defused() -> None:
