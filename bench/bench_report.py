@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import random
 import resource
@@ -134,6 +135,7 @@ def phases(run_dir: Path) -> None:
     t0 = time.perf_counter()
     manifest = read_json(run_dir / "manifest.json")
     records = read_records(run_dir, compact=True)  # as `evalharness report` reads them
+    gc.freeze()  # as app.finish does while it scores and reports
     t1 = time.perf_counter()
     summary = build_summary(manifest, records, complete=True)
     t2 = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sys
 from collections.abc import Iterable
@@ -74,10 +75,16 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     if records is None:
         records = read_records(run_dir, compact=True)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
-    summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason, gates_enabled=gates,
-                            baselines=baselines)
-    write_json(run_dir / SUMMARY, summary)
-    summary["_reports"] = [str(p) for p in write_reports(run_dir, manifest, summary, records)]
+    # The records (and baselines) live until the reports are written: the collector need not walk them
+    # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
+    gc.freeze()
+    try:
+        summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason,
+                                gates_enabled=gates, baselines=baselines)
+        write_json(run_dir / SUMMARY, summary)
+        summary["_reports"] = [str(p) for p in write_reports(run_dir, manifest, summary, records)]
+    finally:
+        gc.unfreeze()
     return summary
 
 

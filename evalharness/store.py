@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -135,8 +136,18 @@ def read_superseded(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_records(run_dir: Path, *, compact: bool = False) -> list[dict[str, Any]]:
-    """Every complete record of a run, in file order (``compact``: see ``compact_record``)."""
-    return list(iter_records(run_dir, compact=compact))
+    """Every complete record of a run, in file order (``compact``: see ``compact_record``).
+
+    The cyclic garbage collector is paused meanwhile: records hold no cycles, and each collection would
+    walk every dict read so far (100,000 records: 0.8 s of a 2 s read).
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return list(iter_records(run_dir, compact=compact))
+    finally:
+        if paused:
+            gc.enable()
 
 
 class ResultWriter:

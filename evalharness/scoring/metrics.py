@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -253,7 +255,10 @@ def inter_token_gaps(records: Sequence[dict[str, Any]]) -> npt.NDArray[np.float6
     chunks = [c for c in (r["timings"].get("chunk_times") for r in records) if c is not None and len(c)]
     if not chunks:
         return np.empty(0)
-    flat = np.concatenate([np.asarray(c, dtype=float) for c in chunks])
+    if all(isinstance(c, array) and c.typecode == "d" for c in chunks):
+        flat = np.frombuffer(b"".join(chunks), dtype=np.float64)  # compact records: their bytes, joined
+    else:
+        flat = np.asarray(list(itertools.chain.from_iterable(chunks)), dtype=float)
     gaps = np.diff(flat)
     # The gap from one response's last chunk to the next response's first is not a gap.
     boundaries = np.cumsum([len(c) for c in chunks])[:-1] - 1

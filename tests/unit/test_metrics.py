@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from array import array
 from typing import Any
 
 import pytest
@@ -245,3 +246,6 @@ def test_inter_token_gaps_never_span_two_responses() -> None:
                {"timings": {"chunk_times": [0.1]}}, {"timings": {"chunk_times": [0.2, 0.25]}}]
     assert inter_token_gaps(records).tolist() == pytest.approx([0.5, 1.0, 0.05])
     assert inter_token_gaps([]).size == 0
+    # Compact records hold chunk times in arrays: the same gaps.
+    compact = [{"timings": {"chunk_times": array("d", r["timings"]["chunk_times"])}} for r in records]
+    assert inter_token_gaps(compact).tolist() == inter_token_gaps(records).tolist()
