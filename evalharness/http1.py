@@ -1,0 +1,416 @@
+"""A lean HTTP/1.1 transport for httpx: asyncio protocols, llhttp's C parser (httptools), one connection a worker.
+
+Why our own: a harness that measures latency must not add its own. ``httpx.AsyncClient`` on httpcore costs
+a few hundred microseconds of pool bookkeeping per request, and aiohttp under httpx (httpx-aiohttp) still
+builds aiohttp's request and response objects, tracing hooks and stream readers on top of httpx's. This
+transport does the least a keep-alive HTTP/1.1 client must: write the request in one call, feed what the
+socket gives to llhttp, and hand the body to httpx as it arrives. httpx stays the client API (requests,
+responses, ``httpx.MockTransport`` in tests); this is only what sits under it.
+
+Timing: every body chunk carries the ``time.perf_counter_ns()`` of the moment the event loop read it from
+the socket (``ReceiptStream.received_ns``), so a chunk's time does not include the wait until the reading
+coroutine next runs.
+
+Errors are httpx's: ``ConnectError``/``ConnectTimeout`` (never connected), ``WriteError``/``WriteTimeout``,
+``ReadError`` (the connection dropped), ``ReadTimeout``, ``RemoteProtocolError`` (not valid HTTP),
+``PoolTimeout``. No retries here: whether a POST is worth sending again is the runner's decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
+
+import httptools
+import httpx
+
+# Above this much unread body, stop reading the socket until the consumer catches up.
+_HIGH_WATER = 1 << 20
+# An SSE reader stops at [DONE], often just before the chunked body's last bytes arrive. Rather than close
+# a connection that is about to be reusable (a new TLS handshake to a hosted API costs tens of ms), read
+# the rest in the background for up to this long and this much.
+_DRAIN_S = 5.0
+_DRAIN_MAX = 1 << 16
+_Origin = tuple[bytes, bytes, int]
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Certificates from SSL_CERT_FILE when set (as OpenSSL and httpx honour it), else certifi's bundle."""
+    cafile = os.environ.get("SSL_CERT_FILE")
+    if not cafile:
+        import certifi  # httpx's own dependency
+
+        cafile = certifi.where()
+    return ssl.create_default_context(cafile=cafile)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: at most one request in flight, its response fed through llhttp."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.error: httpx.TransportError | None = None
+        # The response in progress.
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done: asyncio.Future[int] | None = None
+        self.chunks: deque[tuple[bytes, int]] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.keep_alive = False
+        self.received_ns = 0
+        self.any_received = False
+        self._waiter: asyncio.Future[None] | None = None
+        # Draining: the reader stopped before the end (at an SSE [DONE]); the rest is read and dropped.
+        self._on_drained: Callable[[], None] | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._paused_reading = False
+
+    # --- asyncio.Protocol ---
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.received_ns = time.perf_counter_ns()
+        self.any_received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # pragma: no cover - we never ask for an upgrade
+            self._fail(httpx.RemoteProtocolError("the server switched protocols"))
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"invalid HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._drain_done()
+        if not self.complete and exc is None and self._body_until_close():
+            self.complete = True
+            self._wake()
+        if not self.complete:
+            detail = f": {exc}" if exc else ""
+            what = "before the response" if self.headers_done is None or not self.headers_done.done() else \
+                "while reading the response"
+            self._fail(httpx.ReadError(f"the server closed the connection {what}{detail}"))
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_exception(httpx.WriteError("the connection closed while sending the request"))
+
+    def pause_writing(self) -> None:
+        self._drained = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    def _body_until_close(self) -> bool:
+        """A response with neither Content-Length nor chunked encoding ends when the connection does."""
+        if self.headers_done is None or not self.headers_done.done() or self.headers_done.exception():
+            return False
+        names = {name.lower() for name, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+    # --- httptools callbacks ---
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # an interim response: the real one follows
+            self.headers = []
+            return
+        if self.headers_done is not None and not self.headers_done.done():
+            self.headers_done.set_result(status)
+
+    def on_body(self, body: bytes) -> None:
+        if self._on_drained is not None:
+            self.buffered += len(body)
+            if self.buffered > _DRAIN_MAX:
+                self.close()
+            return
+        self.chunks.append((body, self.received_ns))
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and self.transport is not None and not self._paused_reading:
+            self._paused_reading = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.headers_done is None or not self.headers_done.done():
+            return  # the end of an interim (1xx) response
+        self.complete = True
+        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the next message begins
+        self._wake()
+        self._drain_done()
+
+    # --- used by the transport and the stream ---
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, error: httpx.TransportError) -> None:
+        if self.error is None:
+            self.error = error
+        if self.headers_done is not None and not self.headers_done.done():
+            self.headers_done.set_exception(error)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self._drain_done()
+
+    def drainable(self) -> bool:
+        """Whether the rest of an abandoned response can be read so the connection is kept."""
+        return (not self.complete and not self.closed and self.error is None and self.headers_done is not None
+                and self.headers_done.done() and self.headers_done.exception() is None)
+
+    def drain(self, on_drained: Callable[[], None], timeout: float) -> None:
+        """Read the rest of the response in the background, then call ``on_drained`` (closed if it takes
+        longer than ``timeout`` or sends more than _DRAIN_MAX bytes)."""
+        self.chunks.clear()
+        self.buffered = 0
+        self._on_drained = on_drained
+        self._drain_timer = self.loop.call_later(timeout, self.close)
+        if self._paused_reading and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    def _drain_done(self) -> None:
+        callback, self._on_drained = self._on_drained, None
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        if callback is not None:
+            self.loop.call_soon(callback)
+
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and self.error is None
+
+    async def send(self, head: bytes, body: bytes, timeouts: dict[str, float | None]) -> int:
+        """Write the request; the response's status code once its headers are in."""
+        assert self.transport is not None
+        self.headers = []
+        self.chunks.clear()
+        self.buffered = 0
+        self.complete = False
+        self.keep_alive = False
+        self.any_received = False
+        self.headers_done = self.loop.create_future()
+        self.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.transport.write(body)
+        if self._drained is not None:
+            await _within(self._drained, timeouts.get("write"), httpx.WriteTimeout, self.loop)
+        status: int = await _within(self.headers_done, timeouts.get("read"), httpx.ReadTimeout, self.loop)
+        return status
+
+    async def next_chunk(self, timeout: float | None) -> tuple[bytes, int] | None:
+        """The next piece of body and when it arrived; None at the end of the response."""
+        while not self.chunks:
+            if self.complete:
+                return None
+            if self.error is not None:
+                raise self.error
+            self._waiter = self.loop.create_future()
+            try:
+                await _within(self._waiter, timeout, httpx.ReadTimeout, self.loop)
+            finally:
+                self._waiter = None
+        body, when = self.chunks.popleft()
+        self.buffered -= len(body)
+        if self._paused_reading and self.buffered < _HIGH_WATER // 2 and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+        return body, when
+
+
+async def _within(fut: asyncio.Future[Any], timeout: float | None, error: type[httpx.TimeoutException],
+                  loop: asyncio.AbstractEventLoop) -> Any:
+    """Await ``fut``, raising ``error`` if it is not done within ``timeout`` seconds.
+
+    A timer handle rather than ``asyncio.wait_for``: no extra task per wait on the per-request path.
+    """
+    if fut.done() or timeout is None:
+        return await fut
+    timer = loop.call_later(timeout, _expire, fut, error, timeout)
+    try:
+        return await fut
+    finally:
+        timer.cancel()
+
+
+def _expire(fut: asyncio.Future[Any], error: type[httpx.TimeoutException], timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(error(f"no data from the server for {timeout:g} s"))
+
+
+class ReceiptStream(httpx.AsyncByteStream):
+    """A response body as it arrives; ``received_ns`` is when the chunk last handed out left the socket."""
+
+    def __init__(self, pool: Http1Transport, origin: _Origin, conn: _Connection, timeout: float | None) -> None:
+        self._pool = pool
+        self._origin = origin
+        self._conn: _Connection | None = conn
+        self._timeout = timeout
+        self.received_ns = conn.received_ns
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            raise httpx.StreamClosed()
+        while True:
+            piece = await conn.next_chunk(self._timeout)
+            if piece is None:
+                break
+            self.received_ns = piece[1]
+            yield piece[0]
+        await self.aclose()
+
+    async def read_all(self) -> bytes:
+        """The whole body at once (what ``httpx.Response.aread`` gives, without its layers of generators)."""
+        conn = self._conn
+        if conn is None:
+            raise httpx.StreamClosed()
+        pieces = []
+        while (piece := await conn.next_chunk(self._timeout)) is not None:
+            self.received_ns = piece[1]
+            pieces.append(piece[0])
+        await self.aclose()
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.release(self._origin, conn)
+
+
+class Http1Transport(httpx.AsyncBaseTransport):
+    """Keep-alive HTTP/1.1 over asyncio, up to ``max_connections`` per origin (one per concurrent request)."""
+
+    def __init__(self, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.max_connections = max_connections
+        self._ssl = ssl_context
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._open: dict[_Origin, int] = {}
+        self._waiters: dict[_Origin, deque[asyncio.Future[None]]] = {}
+        self._draining: dict[_Origin, set[_Connection]] = {}
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise httpx.ConnectError("the transport is closed")
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        body = b"".join(request.stream) if isinstance(request.stream, httpx.ByteStream) else await request.aread()
+        head = b"".join([request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n",
+                         *[k + b": " + v + b"\r\n" for k, v in request.headers.raw], b"\r\n"])
+        conn = await self._acquire(origin, timeouts)
+        try:
+            status = await conn.send(head, body, timeouts)
+        except BaseException:
+            self._discard(origin, conn)
+            raise
+        stream = ReceiptStream(self, origin, conn, timeouts.get("read"))
+        return httpx.Response(status, headers=conn.headers, stream=stream,
+                              extensions={"http_version": b"HTTP/1.1"})
+
+    async def _acquire(self, origin: _Origin, timeouts: dict[str, float | None]) -> _Connection:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+            self._open[origin] -= 1
+        while self._open.get(origin, 0) >= self.max_connections:
+            draining = self._draining.get(origin)
+            if draining:  # a request waiting beats the chance of keeping a connection
+                draining.pop().close()
+                await asyncio.sleep(0)  # the closed connection's release runs
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(origin, deque()).append(waiter)
+            try:
+                await _within(waiter, timeouts.get("pool"), httpx.PoolTimeout, asyncio.get_running_loop())
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+            idle = self._idle.get(origin)
+            while idle:
+                conn = idle.pop()
+                if not conn.closed:
+                    return conn
+                self._open[origin] -= 1
+        self._open[origin] = self._open.get(origin, 0) + 1
+        try:
+            return await self._connect(origin, timeouts.get("connect"))
+        except BaseException:
+            self._open[origin] -= 1
+            self._wake_one(origin)
+            raise
+
+    async def _connect(self, origin: _Origin, timeout: float | None) -> _Connection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        tls: ssl.SSLContext | None = None
+        if scheme == b"https":
+            if self._ssl is None:
+                self._ssl = _ssl_context()
+            tls = self._ssl
+        hostname = host.decode("ascii")
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(loop), hostname, port, ssl=tls,
+                                       server_hostname=hostname if tls else None),
+                timeout)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(f"could not connect to {hostname}:{port} within {timeout:g} s") from exc
+        except OSError as exc:
+            raise httpx.ConnectError(f"could not connect to {hostname}:{port}: {exc}") from exc
+        return conn
+
+    def release(self, origin: _Origin, conn: _Connection) -> None:
+        """Back to the pool if the response was read to its end and the server keeps the connection."""
+        if conn.reusable() and not self._closed:
+            self._idle.setdefault(origin, []).append(conn)
+            self._wake_one(origin)
+        elif conn.drainable() and not self._closed:
+            self._draining.setdefault(origin, set()).add(conn)
+            conn.drain(lambda: self._drained(origin, conn), _DRAIN_S)
+        else:
+            self._discard(origin, conn)
+
+    def _drained(self, origin: _Origin, conn: _Connection) -> None:
+        self._draining.get(origin, set()).discard(conn)
+        self.release(origin, conn)
+
+    def _discard(self, origin: _Origin, conn: _Connection) -> None:
+        conn.close()
+        self._open[origin] -= 1
+        self._wake_one(origin)
+
+    def _wake_one(self, origin: _Origin) -> None:
+        waiters = self._waiters.get(origin)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()

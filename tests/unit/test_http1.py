@@ -1,0 +1,330 @@
+"""The HTTP/1.1 transport against a real loopback server that answers with scripted raw bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from evalharness.client import ChatClient
+from evalharness.http1 import Http1Transport
+from evalharness.transport import is_timeout, never_connected, received_ns
+
+# A script answers one request: it gets the raw request head and body and the writer.
+Script = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[bool]]
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class Server:
+    """Loopback server: per connection, reads requests and lets the script answer; counts connections."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.connections = 0
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> Server:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                self.requests.append((head, body))
+                if not await self.script(head, body, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def answer(raw: bytes, keep: bool = True) -> Script:
+    async def script(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return keep
+    return script
+
+
+async def post(transport: httpx.AsyncBaseTransport, url: str, content: bytes = b'{"a": 1}',
+               timeout: dict[str, float | None] | None = None) -> tuple[httpx.Response, bytes]:
+    request = httpx.Request("POST", url, content=content, headers={"Content-Type": "application/json"},
+                            extensions={"timeout": timeout or {"connect": 5, "read": 5, "write": 5, "pool": 5}})
+    response = await transport.handle_async_request(request)
+    try:
+        return response, await response.aread()
+    finally:
+        await response.aclose()
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    async def main() -> Any:
+        return await coro
+    return asyncio.run(main())
+
+
+def test_keep_alive_reuses_one_connection_and_sends_the_request_exactly() -> None:
+    async def go() -> None:
+        async with Server(answer(OK)) as server:
+            transport = Http1Transport(max_connections=4)
+            for _ in range(5):
+                response, body = await post(transport, server.url)
+                assert response.status_code == 200 and body == b"{}"
+                assert response.headers["content-type"] == "application/json"
+            await transport.aclose()
+            assert server.connections == 1
+            head, body = server.requests[0]
+            assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+            assert b"\r\nhost: 127.0.0.1:" in head.lower()
+            assert body == b'{"a": 1}'
+    run(go())
+
+
+def test_chunked_body_is_reassembled_and_connection_kept() -> None:
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    async def go() -> None:
+        async with Server(answer(raw)) as server:
+            transport = Http1Transport()
+            for _ in range(3):
+                _, body = await post(transport, server.url)
+                assert body == b"hello world"
+            await transport.aclose()
+            assert server.connections == 1
+    run(go())
+
+
+def test_body_delimited_by_close_is_complete() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nall of it"
+    async def go() -> None:
+        async with Server(answer(raw, keep=False)) as server:
+            transport = Http1Transport()
+            _, body = await post(transport, server.url)
+            assert body == b"all of it"
+            _, body = await post(transport, server.url)  # a new connection, as the server closed the old one
+            assert body == b"all of it"
+            await transport.aclose()
+            assert server.connections == 2
+    run(go())
+
+
+def test_concurrent_requests_open_at_most_max_connections() -> None:
+    async def slow(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.02)
+        writer.write(OK)
+        return True
+    async def go() -> None:
+        async with Server(slow) as server:
+            transport = Http1Transport(max_connections=3)
+            results = await asyncio.gather(*(post(transport, server.url) for _ in range(12)))
+            await transport.aclose()
+            assert [body for _, body in results] == [b"{}"] * 12
+            assert server.connections == 3
+    run(go())
+
+
+def test_waiting_for_a_connection_past_the_pool_timeout() -> None:
+    async def never(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(1)
+        return False
+    async def go() -> None:
+        async with Server(never) as server:
+            transport = Http1Transport(max_connections=1)
+            first = asyncio.ensure_future(post(transport, server.url))
+            await asyncio.sleep(0.05)
+            with pytest.raises(httpx.PoolTimeout):
+                await post(transport, server.url, timeout={"pool": 0.05, "read": 5})
+            first.cancel()
+            await transport.aclose()
+    run(go())
+
+
+def test_silent_server_is_a_read_timeout() -> None:
+    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(1)
+        return False
+    async def go() -> None:
+        async with Server(silent) as server:
+            transport = Http1Transport()
+            t0 = time.perf_counter()
+            with pytest.raises(httpx.ReadTimeout) as info:
+                await post(transport, server.url, timeout={"read": 0.1})
+            assert time.perf_counter() - t0 < 0.9
+            assert is_timeout(info.value)
+            await transport.aclose()
+    run(go())
+
+
+def test_stalled_body_is_a_read_timeout() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
+    async def stall(h: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(head)
+        await asyncio.sleep(1)
+        return False
+    async def go() -> None:
+        async with Server(stall) as server:
+            transport = Http1Transport()
+            with pytest.raises(httpx.ReadTimeout):
+                await post(transport, server.url, timeout={"read": 0.1})
+            await transport.aclose()
+    run(go())
+
+
+def test_connection_closed_before_the_response_is_a_read_error() -> None:
+    async def hang_up(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        return False
+    async def go() -> None:
+        async with Server(hang_up) as server:
+            transport = Http1Transport()
+            with pytest.raises(httpx.ReadError) as info:
+                await post(transport, server.url)
+            assert not never_connected(info.value) and not is_timeout(info.value)
+            await transport.aclose()
+    run(go())
+
+
+def test_connection_closed_mid_body_is_a_read_error() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"
+    async def go() -> None:
+        async with Server(answer(raw, keep=False)) as server:
+            transport = Http1Transport()
+            with pytest.raises(httpx.ReadError):
+                await post(transport, server.url)
+            await transport.aclose()
+    run(go())
+
+
+def test_garbage_instead_of_http_is_a_protocol_error() -> None:
+    async def go() -> None:
+        async with Server(answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", keep=False)) as server:
+            transport = Http1Transport()
+            with pytest.raises(httpx.RemoteProtocolError):
+                await post(transport, server.url)
+            await transport.aclose()
+    run(go())
+
+
+def test_refused_connection_never_connected() -> None:
+    async def go() -> None:
+        async with Server(answer(OK)) as server:
+            url = server.url
+        await asyncio.sleep(0.01)
+        transport = Http1Transport()
+        with pytest.raises(httpx.ConnectError) as info:
+            await post(transport, url)
+        assert never_connected(info.value)
+        await transport.aclose()
+    run(go())
+
+
+def test_interim_100_continue_is_skipped() -> None:
+    raw = b"HTTP/1.1 100 Continue\r\n\r\n" + OK
+    async def go() -> None:
+        async with Server(answer(raw)) as server:
+            transport = Http1Transport()
+            response, body = await post(transport, server.url)
+            assert response.status_code == 200 and body == b"{}"
+            await transport.aclose()
+    run(go())
+
+
+def test_stream_chunks_carry_their_arrival_time() -> None:
+    """A chunk sent 50 ms after the first is stamped ~50 ms later, even if read long after it arrived."""
+    async def paced(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"3\r\ntwo\r\n0\r\n\r\n")
+        await writer.drain()
+        return True
+    async def go() -> None:
+        async with Server(paced) as server:
+            transport = Http1Transport()
+            request = httpx.Request("POST", server.url, content=b"{}", extensions={"timeout": {"read": 5}})
+            response = await transport.handle_async_request(request)
+            stamps = []
+            async for piece in response.aiter_raw():
+                stamps.append((piece, received_ns(response)))
+                await asyncio.sleep(0.2)  # a busy consumer: arrival times must not include this wait
+            await response.aclose()
+            await transport.aclose()
+            assert [p for p, _ in stamps] == [b"one", b"two"]
+            gap_ms = (stamps[1][1] - stamps[0][1]) / 1e6
+            assert 40 < gap_ms < 150
+    run(go())
+
+
+def test_chat_client_end_to_end_streams_over_the_transport() -> None:
+    events = [b'data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n',
+              b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n',
+              b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}\n'
+              b'\ndata: {"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
+              b"data: [DONE]\n\n"]
+    async def sse(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for event in events:
+            # Split each event across two chunks: lines cross chunk boundaries.
+            for part in (event[:7], event[7:]):
+                writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        writer.write(b"0\r\n\r\n")
+        return True
+    async def go() -> None:
+        async with Server(sse) as server, ChatClient(server.url.removesuffix("/chat/completions")) as chat:
+            for _ in range(2):
+                out = await chat.complete({"model": "m", "messages": [], "stream": True})
+                head, sent = server.requests[-1]
+                assert json.loads(sent) == {"model": "m", "messages": [], "stream": True}
+                assert head.lower().count(b"content-length:") == 1
+                assert out.ok, out.error
+                assert out.content == "Hello" and out.finish_reason == "stop"
+                assert out.usage == {"prompt_tokens": 3, "completion_tokens": 2}
+                assert out.ttft_s is not None and out.e2e_s is not None and out.e2e_s > out.ttft_s
+                assert len(out.chunk_times) == 2
+                # The reader stopped at [DONE]; the body's last bytes come 10 ms later and keep the connection.
+                await asyncio.sleep(0.05)
+            assert server.connections == 1
+    run(go())
+
+
+def test_a_connection_that_never_finishes_after_done_does_not_hold_up_the_next_request() -> None:
+    async def unfinished(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"e\r\ndata: [DONE]\n\n\r\n")  # and never the final 0-length chunk
+        await writer.drain()
+        return True
+    async def go() -> None:
+        async with Server(unfinished) as server, ChatClient(server.url.removesuffix("/chat/completions"),
+                                                            max_connections=1, timeout_s=2) as chat:
+            t0 = time.perf_counter()
+            for _ in range(3):
+                out = await chat.complete({"model": "m", "messages": [], "stream": True})
+                assert out.ok, out.error
+            assert time.perf_counter() - t0 < 1.0
+            assert server.connections == 3
+    run(go())
