@@ -131,23 +131,24 @@ def make_plan(loaded: LoadedConfig) -> Plan:
     defaults = cfg.defaults.model_dump(exclude_unset=True)
     items: list[WorkItem] = []
     n_cases = sum(len(s.cases) for s in loaded.suites)
+    # What to send for each cell and case, resolved once: the repeats share it.
+    requests: list[tuple[Cell, str, str, list[dict[str, Any]], dict[str, Any]]] = []
+    for cell in cells:
+        for suite in loaded.suites:
+            for case in suite.cases:
+                params = merge_params(defaults, case.sent_params(), cell.params)
+                try:
+                    messages, params = apply_thinking(suite.messages[case.id], params, via=via, message=where)
+                except ValueError as exc:
+                    raise ConfigError(f"case {case.id!r}: {exc}", file=str(suite.path), key="thinking",
+                                      hint="target.thinking.via soft_switch appends /think or /no_think "
+                                           "to a message of target.thinking.message's role") from exc
+                requests.append((cell, suite.name, case.id, messages, params))
     rng = random.Random(PLAN_SEED)
     for repeat in range(cfg.repeats):
-        block: list[WorkItem] = []
-        for cell in cells:
-            for suite in loaded.suites:
-                for case in suite.cases:
-                    params = merge_params(defaults, case.sent_params(), cell.params)
-                    try:
-                        messages, params = apply_thinking(suite.messages[case.id], params, via=via, message=where)
-                    except ValueError as exc:
-                        raise ConfigError(f"case {case.id!r}: {exc}", file=str(suite.path), key="thinking",
-                                          hint="target.thinking.via soft_switch appends /think or /no_think "
-                                               "to a message of target.thinking.message's role") from exc
-                    block.append(WorkItem(
-                        item_id=f"{cell.cell_id}/{suite.name}/{case.id}/{repeat}",
-                        cell_id=cell.cell_id, suite=suite.name, case_id=case.id, repeat=repeat,
-                        messages=messages, params=params))
+        block = [WorkItem(item_id=f"{cell.cell_id}/{suite_name}/{case_id}/{repeat}", cell_id=cell.cell_id,
+                          suite=suite_name, case_id=case_id, repeat=repeat, messages=messages, params=params)
+                 for cell, suite_name, case_id, messages, params in requests]
         rng.shuffle(block)
         items.extend(block)
     return Plan(cells=cells, items=items, repeats=cfg.repeats, cases=n_cases)
