@@ -1,6 +1,6 @@
 """Timing fidelity: evalharness's ttft/e2e against a test server whose delays are known.
 
-A server in its own process (aiohttp on uvloop) answers each streamed request after a fixed delay with a
+A server in its own process (raw asyncio protocols on uvloop) answers each streamed request after a fixed delay with a
 first chunk, then more chunks at a fixed gap, and notes with the system-wide monotonic clock when it
 received the request and when it wrote the first and last chunk. The same clock is what evalharness
 reads (time.perf_counter_ns is CLOCK_MONOTONIC on Linux), so measured minus known is the harness's error
@@ -16,6 +16,7 @@ import asyncio
 import io
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import tempfile
@@ -29,46 +30,70 @@ CHUNKS = 10
 
 
 def _serve(port: int, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    """The test server: raw asyncio protocols on uvloop, so that its stamps sit at its socket.
+
+    ``received`` is taken when the request's bytes are read from the socket, ``first`` and ``last`` right
+    after the first and last chunk are written to it: what the server spends parsing or scheduling is not
+    counted against the client.
+    """
     import uvloop
-    from aiohttp import web
 
     stamps: dict[str, list[int]] = {}
+    tasks: set[asyncio.Task[None]] = set()
     counter = 0
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        nonlocal counter
-        received = time.perf_counter_ns()
-        await request.read()
-        counter += 1
-        rid = f"r{counter}"
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await asyncio.sleep(FIRST_DELAY_S)
-        await resp.prepare(request)
-        first = 0
-        for i in range(CHUNKS):
-            if i:
-                await asyncio.sleep(CHUNK_GAP_S)
-            chunk = {"id": rid, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            if i == 0:
-                first = time.perf_counter_ns()
-        usage = {"id": rid, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": CHUNKS}}
-        await resp.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
-        last = time.perf_counter_ns()
-        await resp.write_eof()
-        stamps[rid] = [received, first, last]
-        return resp
+    class Chat(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.buffer = b""
 
-    async def stats(request: web.Request) -> web.Response:
-        return web.json_response(stamps)
+        def data_received(self, data: bytes) -> None:
+            received = time.perf_counter_ns()
+            self.buffer += data
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if len(rest) < length:
+                return
+            self.buffer = rest[length:]
+            if head.startswith(b"GET /stats"):
+                body = json.dumps(stamps).encode()
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"  # type: ignore[attr-defined]
+                                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                return
+            task = asyncio.get_running_loop().create_task(self.answer(received))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        async def answer(self, received: int) -> None:
+            nonlocal counter
+            counter += 1
+            rid = f"r{counter}"
+            write = self.transport.write  # type: ignore[attr-defined]
+            await asyncio.sleep(FIRST_DELAY_S)
+            write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            first = 0
+            for i in range(CHUNKS):
+                if i:
+                    await asyncio.sleep(CHUNK_GAP_S)
+                chunk = {"id": rid, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+                data = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                write(b"%x\r\n%s\r\n" % (len(data), data))
+                if i == 0:
+                    first = time.perf_counter_ns()
+            usage = {"id": rid, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": CHUNKS}}
+            data = b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n"
+            write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+            last = time.perf_counter_ns()
+            stamps[rid] = [received, first, last]
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        app.router.add_get("/stats", stats)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        loop = asyncio.get_running_loop()
+        await loop.create_server(Chat, "127.0.0.1", port, backlog=1024)
         ready.set()
         await asyncio.Event().wait()
 
@@ -137,6 +162,8 @@ def main() -> None:
         received, first, last = stamps[r["response_id"]]
         ttft_err.append(r["timings"]["ttft_s"] * 1e3 - (first - received) / 1e6)
         e2e_err.append(r["timings"]["e2e_s"] * 1e3 - (last - received) / 1e6)
+        if os.environ.get("TIMING_DEBUG") and ttft_err[-1] > 5:
+            print(r["started_at"], r["response_id"], round(ttft_err[-1], 2), r["timings"], (first - received) / 1e6)
 
     def p99(xs: list[float]) -> float:
         return sorted(xs)[int(0.99 * (len(xs) - 1))]
