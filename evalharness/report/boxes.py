@@ -1,52 +1,67 @@
-"""The latency box plots, drawn by matplotlib into inline SVG.
+"""The latency box plots, as hand-written inline SVG like the other charts (``charts.py``).
 
-Box statistics are computed here with numpy (p5, p25, p50, p75, p95 per setting) and handed to
-``Axes.bxp``, so the figure costs the same for ten records or a million.
+Box statistics are computed here with numpy (p5, p25, p50, p75, p95 per setting), so the figure costs the
+same for ten records or a million. matplotlib drew them before; importing and running it was about a
+second of every report, for two small panels.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
-import matplotlib
 import numpy as np
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from evalharness.report.charts import Frame, _num, _svg, nice_ticks
+from evalharness.report.fmt import fmt
+
+BOX_FILL, BOX_EDGE, MEDIAN = "#dbe7f3", "#4e79a7", "#c0392b"
+PANEL_WIDTH, ROW_HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 380, 20, 44, 16, 8, 36
 
 
-def _stats(label: str, values: Sequence[float]) -> dict[str, object]:
+def box_stats(values: Sequence[float]) -> tuple[float, float, float, float, float]:
+    """(p5, p25, p50, p75, p95) of one setting's samples: whiskers, box and median."""
     p5, q1, med, q3, p95 = np.percentile(np.asarray(values, dtype=float), [5, 25, 50, 75, 95])
-    return {"label": label, "med": med, "q1": q1, "q3": q3, "whislo": p5, "whishi": p95, "fliers": []}
+    return float(p5), float(q1), float(med), float(q3), float(p95)
+
+
+def _panel(title: str, keys: Sequence[str], data: Sequence[Sequence[float]], offset: int, height: int) -> list[str]:
+    rows = [(i, k, box_stats(v)) for i, (k, v) in enumerate(zip(keys, data, strict=True)) if len(v)]
+    hi = max(s[4] for _, _, s in rows)
+    xticks = nice_ticks(0.0, hi or 1.0)
+    frame = Frame(width=PANEL_WIDTH, height=height, left=LEFT, right=RIGHT, top=TOP, bottom=BOTTOM,
+                  x0=0.0, x1=xticks[-1], y0=0.0, y1=1.0)
+    body = frame.axes(xticks, [], "sec", "num", title, "")
+    for i, key, (p5, q1, med, q3, p95) in rows:
+        mid = TOP + ROW_HEIGHT * i + ROW_HEIGHT / 2
+        top, bottom = _num(mid - ROW_HEIGHT * 0.3), _num(mid + ROW_HEIGHT * 0.3)
+        y = _num(mid)
+        x5, x1, xm, x3, x95 = (_num(frame.x(v)) for v in (p5, q1, med, q3, p95))
+        tip = (f"{key}: p5 {fmt(p5, 'sec')}, p25 {fmt(q1, 'sec')}, median {fmt(med, 'sec')}, "
+               f"p75 {fmt(q3, 'sec')}, p95 {fmt(p95, 'sec')}")
+        body.append(
+            f'<g class="box"><title>{escape(tip)}</title>'
+            f'<line x1="{x5}" x2="{x1}" y1="{y}" y2="{y}" stroke="{BOX_EDGE}"/>'
+            f'<line x1="{x3}" x2="{x95}" y1="{y}" y2="{y}" stroke="{BOX_EDGE}"/>'
+            f'<line x1="{x5}" x2="{x5}" y1="{top}" y2="{bottom}" stroke="{BOX_EDGE}"/>'
+            f'<line x1="{x95}" x2="{x95}" y1="{top}" y2="{bottom}" stroke="{BOX_EDGE}"/>'
+            f'<rect x="{x1}" y="{top}" width="{_num(max(1.0, frame.x(q3) - frame.x(q1)))}" '
+            f'height="{_num(ROW_HEIGHT * 0.6)}" fill="{BOX_FILL}" stroke="{BOX_EDGE}"/>'
+            f'<line x1="{xm}" x2="{xm}" y1="{top}" y2="{bottom}" stroke="{MEDIAN}" stroke-width="1.6"/>'
+            f'<text class="tick" x="{LEFT - 6}" y="{y}" text-anchor="end" dy="0.32em">{escape(key)}</text></g>')
+    return [f'<g transform="translate({offset} 0)">', *body, "</g>"]
 
 
 def latency_boxes(keys: Sequence[str], ttft: Sequence[Sequence[float]], e2e: Sequence[Sequence[float]]
                   ) -> Markup | None:
     """Two panels, TTFT and e2e: per setting a box from p25 to p75, the median, whiskers at p5 and p95."""
-    panels = [(title, data) for title, data in (("time to first token (s)", ttft), ("end-to-end (s)", e2e))
+    panels = [(title, data) for title, data in (("time to first token", ttft), ("end-to-end", e2e))
               if any(len(v) for v in data)]
     if not panels:
         return None
-    with plt.rc_context({"svg.fonttype": "none", "font.size": 9, "font.family": "sans-serif",
-                         "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "evalharness"}):
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.6 + 0.32 * len(keys)),
-                                 squeeze=False)
-        for ax, (title, data) in zip(axes[0], panels, strict=True):
-            stats = [_stats(k, v) for k, v in zip(keys, data, strict=True) if len(v)]
-            ax.bxp(stats, orientation="horizontal", showfliers=False, widths=0.55, patch_artist=True,
-                   boxprops={"facecolor": "#dbe7f3", "edgecolor": "#4e79a7"},
-                   medianprops={"color": "#c0392b", "linewidth": 1.6}, whiskerprops={"color": "#4e79a7"},
-                   capprops={"color": "#4e79a7"})
-            ax.invert_yaxis()
-            ax.set_xlabel(title)
-            ax.set_xlim(left=0)
-            ax.grid(axis="x", color="#e5e7eb", linewidth=0.6)
-            ax.set_axisbelow(True)
-        fig.tight_layout()
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg")
-        plt.close(fig)
-    text = buf.getvalue()
-    return Markup(text[text.index("<svg"):])
+    height = TOP + ROW_HEIGHT * len(keys) + BOTTOM
+    body: list[str] = []
+    for n, (title, data) in enumerate(panels):
+        body += _panel(title, keys, data, n * PANEL_WIDTH, height)
+    return _svg(PANEL_WIDTH * len(panels), height, "Latency by setting: box p25–p75, median, whiskers p5–p95",
+                body, "chart boxes")

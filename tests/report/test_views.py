@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from evalharness import app
 from evalharness.report import write_reports
+from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import CDF_POINTS, cdf_points, pareto_front
 from evalharness.report.diff import CONTEXT, diff_segments
 from evalharness.report.drilldown import MAX_PAIRS, TEXT_BUDGET, VARIANT_OVERHEAD, drilldown_view
@@ -293,6 +294,14 @@ def test_results_csv_round_trips_text_with_commas_quotes_and_newlines(tmp_path: 
     assert len(rows) == len(records) and {r["content"] for r in rows} == {tricky}
     sent = {r["item_id"]: r["params"] for r in records}
     assert all(json.loads(row["params"]) == sent[row["item_id"]] for row in rows)
+
+
+def test_latency_boxes_draw_one_box_per_measured_setting_at_its_percentiles() -> None:
+    ttft = [[0.1 * i for i in range(1, 101)], [], [0.5, 0.5, 0.7]]
+    svg = str(latency_boxes(["#1", "#2", "#3"], ttft, [[1.0, 2.0, 3.0]] * 3))
+    assert svg.count('<g class="box">') == 2 + 3  # #2 measured no TTFT; all three have e2e
+    assert "#1: p5 595 ms, p25 2.58 s, median 5.05 s, p75 7.53 s, p95 9.50 s" in svg
+    assert latency_boxes(["#1"], [[]], [[]]) is None
 
 
 def test_spreadsheet_formulas_in_model_output_are_defused() -> None:
