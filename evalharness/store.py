@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -151,22 +152,50 @@ def read_records(run_dir: Path, *, compact: bool = False) -> list[dict[str, Any]
 
 
 class ResultWriter:
-    """Appends records to results.jsonl; each is flushed to the OS as soon as it is written."""
+    """Appends records to results.jsonl, handing each to the OS within the event-loop turn it finished in.
+
+    Records finished in the same turn of the event loop (at high concurrency, several responses arrive
+    together) go out in one write at the end of that turn, instead of a write and a flush each. Nothing
+    finished waits longer than that turn; without a running loop a record is written at once, and
+    ``close`` writes whatever is pending (a Ctrl-C, an error, the end of the run).
+    """
 
     def __init__(self, run_dir: Path) -> None:
         path = run_dir / RESULTS
         _drop_torn_tail(path)
-        self._fh: IO[bytes] = path.open("ab")
+        self._fh: IO[bytes] = path.open("ab", buffering=0)  # unbuffered: the batching is ours
+        self._pending: list[bytes] = []
+        self._scheduled = False
 
     def write(self, record: dict[str, Any]) -> None:
         try:
             line = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:  # a lone surrogate in model output: json's \u escapes keep it exactly
             line = json.dumps(record, separators=(",", ":")).encode("ascii")
-        self._fh.write(line + b"\n")
-        self._fh.flush()
+        self._pending.append(line)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every pending record now."""
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = memoryview(b"\n".join(self._pending) + b"\n")
+        self._pending.clear()
+        while data:  # an unbuffered write may take less than all of it
+            written = self._fh.write(data)
+            data = data[written or 0:]
 
     def close(self) -> None:
+        self.flush()
         self._fh.close()
 
 

@@ -407,3 +407,31 @@ def test_resume_sets_failed_records_aside_so_they_are_sent_again(tmp_path: Path)
     assert [r["item_id"] for r in read_superseded(tmp_path)] == ["b"]
     assert set_aside_failures(tmp_path) == kept  # nothing failed any more: nothing moves
     assert len(read_superseded(tmp_path)) == 1
+
+
+def test_records_finished_in_one_loop_turn_are_on_disk_by_the_next(tmp_path: Path) -> None:
+    from evalharness.store import read_records
+
+    async def go() -> list[list[str]]:
+        writer = ResultWriter(tmp_path)
+        seen = []
+        for item_id in ("a", "b", "c"):
+            writer.write({"item_id": item_id})
+        seen.append([r["item_id"] for r in read_records(tmp_path)])  # still this turn: pending
+        await asyncio.sleep(0)
+        seen.append([r["item_id"] for r in read_records(tmp_path)])  # next turn: written
+        writer.write({"item_id": "d"})
+        writer.close()  # a stop writes what is pending at once
+        seen.append([r["item_id"] for r in read_records(tmp_path)])
+        return seen
+
+    assert asyncio.run(go()) == [[], ["a", "b", "c"], ["a", "b", "c", "d"]]
+
+
+def test_without_an_event_loop_a_record_is_written_at_once(tmp_path: Path) -> None:
+    from evalharness.store import read_records
+
+    writer = ResultWriter(tmp_path)
+    writer.write({"item_id": "a"})
+    assert [r["item_id"] for r in read_records(tmp_path)] == ["a"]
+    writer.close()
