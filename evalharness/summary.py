@@ -30,19 +30,20 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
                       "n": len(rows),
                       "metrics": cell_metrics(rows, cases, stream=stream, currency=currency)})
+    usages = [r.get("usage") or {} for r in records]
     totals = {
         "requests": len(records),
         "planned": manifest["plan"]["requests"],
         "errors": sum(not r["ok"] for r in records),
-        "prompt_tokens": sum((r.get("usage") or {}).get("prompt_tokens") or 0 for r in records),
-        "completion_tokens": sum((r.get("usage") or {}).get("completion_tokens") or 0 for r in records),
+        "prompt_tokens": sum(u.get("prompt_tokens") or 0 for u in usages),
+        "completion_tokens": sum(u.get("completion_tokens") or 0 for u in usages),
         "cost": sum(r.get("cost") or 0.0 for r in records),
-        "usage_reported": sum(bool(r.get("usage")) for r in records),
+        "usage_reported": sum(bool(u) for u in usages),
         "currency": currency,
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }
     gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
-    run = RunData(None, manifest, records)
+    run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
     verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines())

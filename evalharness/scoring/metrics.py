@@ -6,7 +6,7 @@ import itertools
 import json
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,13 +290,16 @@ def _cost(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]
             return na(f"the server reported no {what}")
         return {"value": int(sum(known)), "mean": sum(known) / len(known), "n": len(known)}
 
+    def counts(values: Iterable[Any]) -> list[int | None]:  # as _usage reads each
+        return [int(v) if isinstance(v, (int, float)) else None for v in values]
+
     costs = [r["cost"] for r in records if r.get("cost") is not None]
+    usages = [r.get("usage") or _NO_USAGE for r in records]
     out = {
-        "prompt_tokens": total([_usage(r, "prompt_tokens") for r in records], "prompt_tokens in usage"),
-        "completion_tokens": total([_usage(r, "completion_tokens") for r in records],
-                                   "completion_tokens in usage"),
-        "reasoning_tokens": total([reasoning_tokens(r) for r in records],
-                                  "completion_tokens_details.reasoning_tokens"),
+        "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage"),
+        "completion_tokens": total(counts(u.get("completion_tokens") for u in usages), "completion_tokens in usage"),
+        "reasoning_tokens": total(counts((u.get("completion_tokens_details") or _NO_USAGE).get("reasoning_tokens")
+                                         for u in usages), "completion_tokens_details.reasoning_tokens"),
     }
     if costs:
         out["cost"] = {"value": float(sum(costs)), "currency": currency, "n": len(costs)}
