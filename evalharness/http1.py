@@ -66,12 +66,11 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.received_ns = 0
-        self.any_received = False
         self._waiter: asyncio.Future[None] | None = None
         # Draining: the reader stopped before the end (at an SSE [DONE]); the rest is read and dropped.
         self._on_drained: Callable[[], None] | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
-        self._drained: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
         self._paused_reading = False
 
     # --- asyncio.Protocol ---
@@ -80,7 +79,6 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_ns = time.perf_counter_ns()
-        self.any_received = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # pragma: no cover - we never ask for an upgrade
@@ -96,23 +94,27 @@ class _Connection(asyncio.Protocol):
             self._wake()
         if not self.complete:
             detail = f": {exc}" if exc else ""
-            what = "before the response" if self.headers_done is None or not self.headers_done.done() else \
-                "while reading the response"
+            what = "while reading the response" if self._headers_in() else "before the response"
             self._fail(httpx.ReadError(f"the server closed the connection {what}{detail}"))
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_exception(httpx.WriteError("the connection closed while sending the request"))
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(httpx.WriteError("the connection closed while sending the request"))
 
     def pause_writing(self) -> None:
-        self._drained = self.loop.create_future()
+        self._writable = self.loop.create_future()
 
     def resume_writing(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        self._drained = None
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _headers_in(self) -> bool:
+        """Whether the response's headers arrived and were handed over (not failed, not cancelled)."""
+        done = self.headers_done
+        return done is not None and done.done() and not done.cancelled() and done.exception() is None
 
     def _body_until_close(self) -> bool:
         """A response with neither Content-Length nor chunked encoding ends when the connection does."""
-        if self.headers_done is None or not self.headers_done.done() or self.headers_done.exception():
+        if not self._headers_in():
             return False
         names = {name.lower() for name, _ in self.headers}
         return b"content-length" not in names and b"transfer-encoding" not in names
@@ -172,8 +174,7 @@ class _Connection(asyncio.Protocol):
 
     def drainable(self) -> bool:
         """Whether the rest of an abandoned response can be read so the connection is kept."""
-        return (not self.complete and not self.closed and self.error is None and self.headers_done is not None
-                and self.headers_done.done() and self.headers_done.exception() is None)
+        return not self.complete and not self.closed and self.error is None and self._headers_in()
 
     def drain(self, on_drained: Callable[[], None], timeout: float) -> None:
         """Read the rest of the response in the background, then call ``on_drained`` (closed if it takes
@@ -205,13 +206,12 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
-        self.any_received = False
         self.headers_done = self.loop.create_future()
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
-        if self._drained is not None:
-            await _within(self._drained, timeouts.get("write"), httpx.WriteTimeout, self.loop)
+        if self._writable is not None:
+            await _within(self._writable, timeouts.get("write"), httpx.WriteTimeout, self.loop)
         status: int = await _within(self.headers_done, timeouts.get("read"), httpx.ReadTimeout, self.loop)
         return status
 

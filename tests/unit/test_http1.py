@@ -328,3 +328,53 @@ def test_a_connection_that_never_finishes_after_done_does_not_hold_up_the_next_r
             assert time.perf_counter() - t0 < 1.0
             assert server.connections == 3
     run(go())
+
+
+def test_large_bodies_both_ways_arrive_whole() -> None:
+    """A 3 MB answer (reading pauses above 1 MB unread) and a 200 KB request (written in two parts)."""
+    big = bytes(range(256)) * (3 * 4096)
+    async def echo_size(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Got: %d\r\nContent-Length: %d\r\n\r\n" % (len(body), len(big)) + big)
+        await writer.drain()
+        return True
+    async def go() -> None:
+        async with Server(echo_size) as server:
+            transport = Http1Transport()
+            request = httpx.Request("POST", server.url, content=b"x" * 200_000, extensions={"timeout": {"read": 5}})
+            response = await transport.handle_async_request(request)
+            pieces = []
+            async for piece in response.aiter_raw():
+                pieces.append(piece)
+                await asyncio.sleep(0.001)  # a slow reader
+            await response.aclose()
+            assert response.headers["x-got"] == "200000"
+            assert b"".join(pieces) == big
+            _, again = await post(transport, server.url)  # the connection is still good
+            assert again == big
+            await transport.aclose()
+            assert server.connections == 1
+    run(go())
+
+
+def test_a_request_cancelled_while_waiting_leaves_the_transport_usable() -> None:
+    calls = 0
+    async def slow_then_fast(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.3)
+        writer.write(OK)
+        return True
+    async def go() -> None:
+        async with Server(slow_then_fast) as server:
+            transport = Http1Transport(max_connections=1)
+            waiting = asyncio.ensure_future(post(transport, server.url))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            _, body = await post(transport, server.url)  # a fresh connection: the cancelled one is gone
+            assert body == b"{}"
+            await transport.aclose()
+            assert server.connections == 2
+    run(go())
