@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -377,4 +381,56 @@ def test_a_request_cancelled_while_waiting_leaves_the_transport_usable() -> None
             assert body == b"{}"
             await transport.aclose()
             assert server.connections == 2
+    run(go())
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl, as Debian ships it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_with_the_certificates_ssl_cert_file_names(tls_files: tuple[Path, Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = tls_files
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def go() -> None:
+        server = Server(answer(OK))
+        listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
+        port = listener.sockets[0].getsockname()[1]
+        transport = Http1Transport()
+        for _ in range(2):
+            _, body = await post(transport, f"https://127.0.0.1:{port}/v1/chat/completions")
+            assert body == b"{}"
+        await transport.aclose()
+        listener.close()
+        assert server.connections == 1  # one handshake, then keep-alive
+
+    run(go())
+
+
+def test_https_refuses_a_certificate_it_does_not_trust(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def go() -> None:
+        server = Server(answer(OK))
+        listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
+        port = listener.sockets[0].getsockname()[1]
+        transport = Http1Transport()  # certifi's bundle: a self-signed certificate is not in it
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await post(transport, f"https://127.0.0.1:{port}/v1/chat/completions")
+        await transport.aclose()
+        listener.close()
+
     run(go())
