@@ -339,6 +339,8 @@ class ChatClient:
         tail = b""
         async for data in iter_body(response):
             now = received_ns(response) or time.perf_counter_ns()
+            if b"\r" in data:  # SSE lines may end in CRLF or a lone CR as well as LF
+                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             lines = (tail + data if tail else data).split(b"\n")
             tail = lines.pop()
             for line in lines:

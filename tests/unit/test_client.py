@@ -350,3 +350,17 @@ def test_streamed_body_asks_for_usage() -> None:
     assert sent["temperature"] == 0.5
     assert sent["stream"] is True
     assert sent["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\r"])
+def test_stream_lines_may_end_in_crlf_or_a_lone_cr(newline: bytes) -> None:
+    events = [chunk({"content": "Hel"}), chunk({"content": "lo"}, finish="stop")]
+    text = b"".join(b"data: " + json.dumps(e).encode() + newline + newline for e in events)
+    text += b"data: [DONE]" + newline + newline
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=SSE, content=text)
+
+    out = complete(handler, STREAM_BODY)
+    assert out.ok, out.error
+    assert out.content == "Hello" and out.finish_reason == "stop"
