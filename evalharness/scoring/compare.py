@@ -79,13 +79,17 @@ def clustered_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float
         raise ValueError("one cluster label per value")
     if n == 0:
         raise ValueError("no values")
-    arr = np.asarray(values, dtype=float)
     _, index = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    return _clustered_se(np.asarray(values, dtype=float), index)
+
+
+def _clustered_se(arr: npt.NDArray[np.float64], index: npt.NDArray[np.intp]) -> float:
+    """``clustered_se`` with the clusters given as indices (their order fixes the order of the float sum)."""
     n_clusters = int(index.max()) + 1
     if n_clusters < 2:
         raise ValueError("a clustered standard error needs at least 2 clusters")
     sums = np.bincount(index, weights=arr - arr.mean(), minlength=n_clusters)
-    return float(math.sqrt(n_clusters / (n_clusters - 1) * float(np.sum(sums * sums))) / n)
+    return float(math.sqrt(n_clusters / (n_clusters - 1) * float(np.sum(sums * sums))) / arr.size)
 
 
 def minimum_detectable_effect(se: float, df: float | None, level: float = 0.95, power: float = POWER) -> float:
@@ -98,9 +102,20 @@ def minimum_detectable_effect(se: float, df: float | None, level: float = 0.95, 
     return (crit + z_quantile(power)) * se
 
 
-def _sorted_pairs(pairs: Sequence[Pair]) -> list[Pair]:
-    # Sorting makes every result independent of record order (the float sums and the bootstrap draws).
-    return sorted(pairs, key=lambda p: (str(p[0]), p[1], p[2]))
+def _pair_arrays(pairs: Sequence[Pair]
+                 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(case index, before, after) of the pairs, sorted by case name, then before, then after; a case's index
+    is its rank among the sorted case names.
+
+    Sorting makes every result independent of record order (the float sums and the bootstrap draws). numpy
+    sorts as Python would sort (name, before, after) tuples, stably, without a Python key per pair.
+    """
+    names = np.asarray([str(p[0]) for p in pairs])
+    before = np.fromiter((p[1] for p in pairs), dtype=float, count=len(pairs))
+    after = np.fromiter((p[2] for p in pairs), dtype=float, count=len(pairs))
+    _, case = np.unique(names, return_inverse=True)
+    order = np.lexsort((after, before, case))
+    return case[order], before[order], after[order]
 
 
 def rate_difference(pairs: Sequence[Pair], *, level: float = 0.95) -> Change:
@@ -117,21 +132,21 @@ def rate_difference(pairs: Sequence[Pair], *, level: float = 0.95) -> Change:
     """
     if not pairs:
         raise ValueError("no paired samples")
-    rows = _sorted_pairs(pairs)
-    before = np.asarray([p[1] for p in rows], dtype=float)
-    after = np.asarray([p[2] for p in rows], dtype=float)
+    case, before, after = _pair_arrays(pairs)
     diffs = after - before
-    clusters = [p[0] for p in rows]
-    n_cases = len({str(c) for c in clusters})
+    n_cases = int(case.max()) + 1
     change = float(diffs.mean())
     base = Change("difference", float(before.mean()), float(after.mean()), change, None, level, None, None,
-                  len(rows), n_cases)
+                  len(pairs), n_cases)
     if np.all(diffs == 0):
         return replace(base, ci=(0.0, 0.0), se=0.0, mde=0.0)
-    pseudo_size = max(1, round(len(rows) / n_cases))
-    values = [*diffs.tolist(), *([0.0] * pseudo_size)]
-    by_case = clustered_se(values, [*clusters, *(["\0pseudo"] * pseudo_size)])
-    by_sample = clustered_se(values, list(range(len(values))))
+    pseudo_size = max(1, round(len(pairs) / n_cases))
+    values = np.concatenate([diffs, np.zeros(pseudo_size)])
+    # The pseudo-case is cluster 0 and the cases follow in name order, as their names would sort with it
+    # ("\0pseudo" first); one cluster per sample is numbered as the samples' numbers sort as text.
+    by_case = _clustered_se(values, np.concatenate([case + 1, np.zeros(pseudo_size, dtype=case.dtype)]))
+    _, by_text = np.unique(np.arange(values.size).astype(str), return_inverse=True)
+    by_sample = _clustered_se(values, by_text)
     se = max(by_case, by_sample)
     if n_cases < 2:
         return replace(base, se=se, reason="a change needs at least 2 cases to estimate its spread")
@@ -151,17 +166,14 @@ def quantile_ratio(pairs: Sequence[Pair], *, q: float = 0.5, level: float = 0.95
     """
     if not pairs:
         raise ValueError("no paired samples")
-    rows = _sorted_pairs(pairs)
-    before = np.asarray([p[1] for p in rows], dtype=float)
-    after = np.asarray([p[2] for p in rows], dtype=float)
+    cluster, before, after = _pair_arrays(pairs)
     qb, qa = float(np.quantile(before, q)), float(np.quantile(after, q))
-    _, cluster = np.unique(np.asarray([str(p[0]) for p in rows]), return_inverse=True)
     n_cases = int(cluster.max()) + 1
     if qb <= 0 or qa <= 0:
-        return Change("ratio", qb, qa, math.nan, None, level, None, None, len(rows), n_cases,
+        return Change("ratio", qb, qa, math.nan, None, level, None, None, len(pairs), n_cases,
                       reason="a ratio needs positive values")
     ratio = qa / qb
-    base = Change("ratio", qb, qa, ratio, None, level, None, None, len(rows), n_cases)
+    base = Change("ratio", qb, qa, ratio, None, level, None, None, len(pairs), n_cases)
     if n_cases < MIN_BOOTSTRAP_CASES:
         return replace(base, reason=f"a bootstrap interval needs at least {MIN_BOOTSTRAP_CASES} cases")
     rng = np.random.default_rng(seed)

@@ -108,8 +108,9 @@ def split_metric(path: str) -> tuple[str, str | None]:
 
 
 def pair_units(before: Units, after: Units) -> list[Pair]:
-    """The units present on both sides, as (case, before, after), in a fixed order."""
-    return [(key[0], before[key], after[key]) for key in sorted(before.keys() & after.keys())]
+    """The units present on both sides, as (case, before, after), in ``before``'s order (the comparisons
+    sort them by value themselves)."""
+    return [(key[0], value, after[key]) for key, value in before.items() if key in after]
 
 
 def why_unpaired(metric: str, before: Units | None, after: Units | None) -> str:
