@@ -4,6 +4,7 @@ Run by hand (needs nginx, and the bench extra: pip install -e '.[bench]'):
 
     python bench/bench_throughput.py                 # N=20000 at concurrency 1, 16, 64, 256
     python bench/bench_throughput.py -n 5000 -c 64   # a quicker look
+    python bench/bench_throughput.py -c 64 --rounds 5   # medians of 5 alternating rounds (a noisy machine)
 
 Each line prints requests/s for the same N and concurrency. The evalharness figure is the whole
 `evalharness run` (plan, requests, records, scoring, summary and report), plus the request phase alone.
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import io
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -114,17 +116,24 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("-c", "--concurrency", type=int, action="append")
     parser.add_argument("--stream", action="store_true", help="evalharness streams (SSE) from the canned stream")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate aiohttp and evalharness this many times and print the medians "
+                             "(the plain httpx loop runs once)")
     args = parser.parse_args()
     levels = args.concurrency or [1, 16, 64, 256]
     with canned_server() as url:
-        print(f"N={args.n}, canned nginx at {url}, stream={args.stream}")
+        print(f"N={args.n}, canned nginx at {url}, stream={args.stream}, rounds={args.rounds} (medians)")
         print(f"{'concurrency':>11}  {'aiohttp+uvloop':>14}  {'httpx':>8}  {'evalharness run':>15}  "
               f"{'(requests only)':>15}  {'ratio':>6}")
         for c in levels:
-            a = _loop_run(plain_aiohttp, url, args.n, c)
             h = _loop_run(plain_httpx, url, args.n, c)
-            whole, phase = evalharness_run(url, args.n, c, args.stream)
-            print(f"{c:>11}  {a:>12.0f}/s  {h:>6.0f}/s  {whole:>13.0f}/s  {phase:>13.0f}/s  {whole / a:>6.2f}",
+            rounds = []
+            for _ in range(args.rounds):
+                a = _loop_run(plain_aiohttp, url, args.n, c)
+                rounds.append((a, *evalharness_run(url, args.n, c, args.stream)))
+            a, whole, phase = (statistics.median(r[i] for r in rounds) for i in range(3))
+            ratio = statistics.median(r[1] / r[0] for r in rounds)
+            print(f"{c:>11}  {a:>12.0f}/s  {h:>6.0f}/s  {whole:>13.0f}/s  {phase:>13.0f}/s  {ratio:>6.2f}",
                   flush=True)
 
 
