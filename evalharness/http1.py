@@ -326,13 +326,19 @@ class Http1Transport(httpx.AsyncBaseTransport):
         return httpx.Response(status, headers=conn.headers, stream=stream,
                               extensions={"http_version": b"HTTP/1.1"})
 
-    async def _acquire(self, origin: _Origin, timeouts: dict[str, float | None]) -> _Connection:
+    def _idle_connection(self, origin: _Origin) -> _Connection | None:
+        """The most recently used idle connection that is still open (LIFO: the warmest one)."""
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
             if not conn.closed:
                 return conn
-            self._open[origin] -= 1
+            self._open[origin] -= 1  # the server closed it while it was idle
+        return None
+
+    async def _acquire(self, origin: _Origin, timeouts: dict[str, float | None]) -> _Connection:
+        if (conn := self._idle_connection(origin)) is not None:
+            return conn
         while self._open.get(origin, 0) >= self.max_connections:
             draining = self._draining.get(origin)
             if draining:  # a request waiting beats the chance of keeping a connection
@@ -346,12 +352,8 @@ class Http1Transport(httpx.AsyncBaseTransport):
             finally:
                 if not waiter.done():
                     waiter.cancel()
-            idle = self._idle.get(origin)
-            while idle:
-                conn = idle.pop()
-                if not conn.closed:
-                    return conn
-                self._open[origin] -= 1
+            if (conn := self._idle_connection(origin)) is not None:
+                return conn
         self._open[origin] = self._open.get(origin, 0) + 1
         try:
             return await self._connect(origin, timeouts.get("connect"))

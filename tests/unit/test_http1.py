@@ -151,12 +151,17 @@ def test_concurrent_requests_open_at_most_max_connections() -> None:
     run(go())
 
 
-def test_waiting_for_a_connection_past_the_pool_timeout() -> None:
-    async def never(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(1)
+def silent_for(seconds: float) -> Script:
+    """Answer nothing for ``seconds``, then hang up."""
+    async def script(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(seconds)
         return False
+    return script
+
+
+def test_waiting_for_a_connection_past_the_pool_timeout() -> None:
     async def go() -> None:
-        async with Server(never) as server:
+        async with Server(silent_for(1)) as server:
             transport = Http1Transport(max_connections=1)
             first = asyncio.ensure_future(post(transport, server.url))
             await asyncio.sleep(0.05)
@@ -168,11 +173,8 @@ def test_waiting_for_a_connection_past_the_pool_timeout() -> None:
 
 
 def test_silent_server_is_a_read_timeout() -> None:
-    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(1)
-        return False
     async def go() -> None:
-        async with Server(silent) as server:
+        async with Server(silent_for(1)) as server:
             transport = Http1Transport()
             t0 = time.perf_counter()
             with pytest.raises(httpx.ReadTimeout) as info:
@@ -211,22 +213,15 @@ def test_connection_closed_before_the_response_is_a_read_error() -> None:
     run(go())
 
 
-def test_connection_closed_mid_body_is_a_read_error() -> None:
-    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"
+@pytest.mark.parametrize(("raw", "error"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part", httpx.ReadError),  # closed mid-body
+    (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", httpx.RemoteProtocolError),  # not HTTP at all
+])
+def test_a_broken_answer_is_the_matching_httpx_error(raw: bytes, error: type[httpx.TransportError]) -> None:
     async def go() -> None:
         async with Server(answer(raw, keep=False)) as server:
             transport = Http1Transport()
-            with pytest.raises(httpx.ReadError):
-                await post(transport, server.url)
-            await transport.aclose()
-    run(go())
-
-
-def test_garbage_instead_of_http_is_a_protocol_error() -> None:
-    async def go() -> None:
-        async with Server(answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", keep=False)) as server:
-            transport = Http1Transport()
-            with pytest.raises(httpx.RemoteProtocolError):
+            with pytest.raises(error):
                 await post(transport, server.url)
             await transport.aclose()
     run(go())
