@@ -1,13 +1,15 @@
 """Scale benchmark of the report path: score and render a synthetic 100,000-record run.
 
-    .venv/bin/python bench/bench_report.py [--records 100000] [--source RUN_DIR] [--keep DIR] [--phases]
+    .venv/bin/python bench/bench_report.py [--records 100000] [--source RUN_DIR] [--keep DIR [--reuse]] [--phases]
 
 It writes a run directory (manifest.json + results.jsonl) whose records copy their shapes — answers,
 chunk timings, finish reasons — from a real run (the newest ``reports/quickstart/*`` unless ``--source``
 names one), spread over a 40-cell grid × 50 cases × repeats, with 1% failed requests and usage as a
 hosted API reports it. Then it runs ``evalharness report`` on it in a subprocess and prints the wall time,
-the subprocess's peak memory (resource.getrusage of the child) and the size of every report file.
-``--phases`` also times reading, scoring and rendering in this process, to see where the time goes.
+the subprocess's CPU time and peak memory (resource.getrusage of the child) and the size of every report
+file. On a shared machine the CPU time varies less than the wall time. ``--phases`` also times reading,
+scoring and rendering in this process, to see where the time goes; ``--keep DIR --reuse`` reports on a run
+already synthesised in DIR instead of writing a new one.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def phases(run_dir: Path) -> None:
     t2 = time.perf_counter()
     write_reports(run_dir, manifest, summary, records)
     t3 = time.perf_counter()
+    gc.unfreeze()
     print(f"phases: read {t1 - t0:.2f} s, score {t2 - t1:.2f} s, reports {t3 - t2:.2f} s")
 
 
@@ -149,6 +152,7 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--source", type=Path, help="a real run to copy record shapes from")
     parser.add_argument("--keep", type=Path, help="write the run here and keep it (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: report on the run already there")
     parser.add_argument("--phases", action="store_true", help="also time read / score / render in-process")
     args = parser.parse_args()
     source = args.source or newest_quickstart()
@@ -160,20 +164,26 @@ def main() -> int:
         run_dir = args.keep or Path(tmp) / "bench-run"
         run_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        n = synthesise(run_dir, source, args.records)
-        size_mb = (run_dir / "results.jsonl").stat().st_size / 1e6
-        print(f"synthesised {n:,} records ({size_mb:.0f} MB results.jsonl) from {source} "
-              f"in {time.perf_counter() - t0:.1f} s")
+        if args.reuse and args.keep and (run_dir / "results.jsonl").is_file():
+            size_mb = (run_dir / "results.jsonl").stat().st_size / 1e6
+            print(f"reusing {run_dir} ({size_mb:.0f} MB results.jsonl)")
+        else:
+            n = synthesise(run_dir, source, args.records)
+            size_mb = (run_dir / "results.jsonl").stat().st_size / 1e6
+            print(f"synthesised {n:,} records ({size_mb:.0f} MB results.jsonl) from {source} "
+                  f"in {time.perf_counter() - t0:.1f} s")
         cmd = [str(Path(sys.executable).parent / "evalharness"), "report", str(run_dir)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - t0
         # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN holds the largest child waited for (only this one).
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = usage.ru_maxrss / 1024
         if proc.returncode not in (0, 1):
             print(proc.stdout[-2000:], proc.stderr[-4000:], sep="\n", file=sys.stderr)
             return proc.returncode
-        print(f"evalharness report: {seconds:.2f} s, peak memory {peak_mb:.0f} MB (exit {proc.returncode})")
+        print(f"evalharness report: {seconds:.2f} s (CPU {usage.ru_utime + usage.ru_stime:.2f} s), "
+              f"peak memory {peak_mb:.0f} MB (exit {proc.returncode})")
         for name in ("report.html", "summary.md", "junit.xml", "results.csv", "summary.json"):
             path = run_dir / name
             if path.exists():
