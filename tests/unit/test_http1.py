@@ -391,20 +391,24 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_https_with_the_certificates_ssl_cert_file_names(tls_files: tuple[Path, Path],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    cert, key = tls_files
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+async def tls_server(server: Server, cert: Path, key: Path) -> tuple[asyncio.AbstractServer, str]:
+    """``server`` behind TLS with the given certificate; the listener and the URL to post to."""
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
+    listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
+    return listener, f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/v1/chat/completions"
+
+
+def test_https_with_the_certificates_ssl_cert_file_names(tls_files: tuple[Path, Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
 
     async def go() -> None:
         server = Server(answer(OK))
-        listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
-        port = listener.sockets[0].getsockname()[1]
+        listener, url = await tls_server(server, *tls_files)
         transport = Http1Transport()
         for _ in range(2):
-            _, body = await post(transport, f"https://127.0.0.1:{port}/v1/chat/completions")
+            _, body = await post(transport, url)
             assert body == b"{}"
         await transport.aclose()
         listener.close()
@@ -414,17 +418,11 @@ def test_https_with_the_certificates_ssl_cert_file_names(tls_files: tuple[Path, 
 
 
 def test_https_refuses_a_certificate_it_does_not_trust(tls_files: tuple[Path, Path]) -> None:
-    cert, key = tls_files
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
-
     async def go() -> None:
-        server = Server(answer(OK))
-        listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
-        port = listener.sockets[0].getsockname()[1]
+        listener, url = await tls_server(Server(answer(OK)), *tls_files)
         transport = Http1Transport()  # certifi's bundle: a self-signed certificate is not in it
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            await post(transport, f"https://127.0.0.1:{port}/v1/chat/completions")
+            await post(transport, url)
         await transport.aclose()
         listener.close()
 
