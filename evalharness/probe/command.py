@@ -78,8 +78,8 @@ async def probe_target(loaded: LoadedConfig, target: dict[str, Any]) -> tuple[li
         headers["Authorization"] = f"Bearer {key}"
     async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
                           timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
-        prober = Prober(chat, target["model"], base, cfg.target.thinking, concurrency=cfg.run.concurrency,
-                        max_retries=min(cfg.run.max_retries, 3),
+        # One request at a time whatever run.concurrency says: see Prober.
+        prober = Prober(chat, target["model"], base, cfg.target.thinking, max_retries=min(cfg.run.max_retries, 3),
                         tokenizer=Tokenizer(target["base_url"], target["model"], headers))
         findings = await run_experiments(prober)
     return findings, prober.requests

@@ -9,10 +9,12 @@ without the parameter, on prompts chosen so that an honoured parameter must show
     rejected      the server answered the request with an error
     inconclusive  the experiment could not tell (the evidence says why)
 
-Every request is small (≤ 48 output tokens). Requests carry the config's ``defaults.extra_body`` and
-``defaults.thinking`` (mapped per ``target.thinking``), so a server that needs either gets it; every other
-parameter is set by the experiment itself. Generated text is compared as reasoning + answer, so a model
-that is still thinking when the cap cuts it off is compared on its thinking.
+Outputs are compared for identity, so every request meets the server in the same cache state: the Prober
+sends each one right after the same separator request (prefix caches otherwise make a prompt's output
+depend on the request before it). Every request is small (≤ 48 output tokens). Requests carry the config's
+``defaults.extra_body`` and ``defaults.thinking`` (mapped per ``target.thinking``), so a server that needs
+either gets it; every other parameter is set by the experiment itself. Generated text is compared as
+reasoning + answer, so a model that is still thinking when the cap cuts it off is compared on its thinking.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from evalharness.errors import TargetUnavailable
 from evalharness.probe.prober import OPEN, Finding, Prober, contrast, failure, quote, text_of
 from evalharness.scoring.checks import is_json, parse_json_strict, schema_errors
 
-POEM = "Write a short poem about the sea."      # repeats words early: penalties change it within 16 tokens
+# Penalties act only on tokens the answer has already generated, so their prompt must make the greedy answer
+# repeat tokens within SHORT tokens: counting repeats its separators whatever the model ("1. 1\n2. 2\n…" here).
+# (A short poem did not: SmolLM2's 16 greedy tokens of one repeat nothing, so no penalty could change them.)
+COUNTING = "Count from 1 to 20."
 JSON_PROMPT = "Name a fruit. Answer in JSON."   # answered in prose without JSON mode; short JSON with it
 TOOL_PROMPT = "What is the weather in Paris right now? Use the get_weather tool."
 THINK_PROMPT = "What is 17 plus 25?"
@@ -55,9 +60,9 @@ def seeded(p: Prober, seed: int) -> Awaitable[Outcome]:
     return p.shared(f"seed-{seed}", {"temperature": WARM, "seed": seed, "max_tokens": SHORT}, OPEN)
 
 
-def poem(p: Prober) -> Awaitable[Outcome]:
-    """The greedy poem the penalties must change."""
-    return p.shared("poem", {"temperature": 0, "max_tokens": SHORT}, POEM)
+def counting(p: Prober) -> Awaitable[Outcome]:
+    """The greedy count the penalties must change."""
+    return p.shared("counting", {"temperature": 0, "max_tokens": SHORT}, COUNTING)
 
 
 async def temperature_and_seed(p: Prober) -> list[Finding]:
@@ -254,17 +259,19 @@ async def logprobs(p: Prober) -> list[Finding]:
 
 
 async def _penalty(p: Prober, name: str, value: float) -> list[Finding]:
-    base, o = await asyncio.gather(poem(p), p.ask({"temperature": 0, "max_tokens": SHORT, name: value}, POEM))
+    base, o = await asyncio.gather(counting(p), p.ask({"temperature": 0, "max_tokens": SHORT, name: value},
+                                                      COUNTING))
     failed = failure(name, base, "the greedy baseline: ") or failure(name, o)
     if failed:
         return [failed]
     if text_of(o) != text_of(base):
         return [Finding(name, "honored", f"{name}={value} changed the greedy output: "
                                          f"{contrast(text_of(o), text_of(base))}")]
-    evidence = f"{name}={value} left the greedy output of a poem unchanged ({quote(text_of(o))})"
+    evidence = f"{name}={value} left the greedy output of a count unchanged ({quote(text_of(o))})"
     if name == "repetition_penalty":
         # llama.cpp's server calls it repeat_penalty: say so when that name works and this one does not.
-        alt = await p.ask({"temperature": 0, "max_tokens": SHORT, "extra_body": {"repeat_penalty": value}}, POEM)
+        alt = await p.ask({"temperature": 0, "max_tokens": SHORT, "extra_body": {"repeat_penalty": value}},
+                          COUNTING)
         if alt.ok and text_of(alt) != text_of(base):
             evidence += (f"; llama.cpp's name repeat_penalty (via extra_body) does change it: "
                          f"{contrast(text_of(alt), text_of(base))}")

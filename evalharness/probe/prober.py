@@ -20,6 +20,8 @@ Verdict = Literal["honored", "ignored", "rejected", "inconclusive"]
 VERDICTS: tuple[Verdict, ...] = ("honored", "ignored", "rejected", "inconclusive")
 
 OPEN = "Write one sentence about the sea."      # long greedy answer; sampling visibly changes it
+# Sent before every probe request (see Prober): shares nothing with the probe's prompts but the chat template.
+SEPARATOR = "Say OK."
 
 # Transient failures worth one more try; an HTTP 500 is not among them: llama-cpp-python answers a body it
 # cannot parse with 500, which is a rejection, not bad luck.
@@ -69,10 +71,22 @@ def failure(parameter: str, outcome: Outcome, what: str = "") -> Finding | None:
 
 
 class Prober:
-    """Sends the experiments' requests: concurrency-limited, with shared baselines sent once."""
+    """Sends the experiments' requests one at a time, each right after the same separator request.
+
+    Experiments compare outputs for identity (temperature 0 twice, a seed twice, top_k=1 against greedy, a
+    penalty against none), so two requests that differ only in the parameter must meet the server in the same
+    state. Servers cache prompt prefixes (llama.cpp, vLLM, SGLang, hosted APIs), and what is cached changes
+    the arithmetic: llama-cpp-python keeps the KV cache of the previous request's prompt, so a prompt sent
+    twice in a row has only its last token evaluated again, alone, whose logits differ slightly from those of
+    the same token evaluated in a batch, enough to change a greedy output after a few tokens. So every request
+    is preceded by ``SEPARATOR`` (temperature 0, one token), and nothing else runs between the two: each
+    request finds the separator's prompt in the cache and evaluates its own prompt after the chat template's
+    common prefix, whatever ran before. Sending one at a time also keeps batch composition, which changes
+    the arithmetic on batching servers, out of the comparison. The separators count in ``requests``.
+    """
 
     def __init__(self, chat: ChatClient, model: str, base: dict[str, Any], thinking: ThinkingOptions, *,
-                 concurrency: int = 1, max_retries: int = 2, tokenizer: Tokenizer | None = None) -> None:
+                 max_retries: int = 2, tokenizer: Tokenizer | None = None) -> None:
         self.chat = chat
         self.model = model
         self.base = base
@@ -80,11 +94,11 @@ class Prober:
         self.tokenizer = tokenizer
         self.max_retries = max_retries
         self.requests = 0
-        self._slots = asyncio.Semaphore(concurrency)
+        self._turn = asyncio.Lock()
         self._shared: dict[str, asyncio.Future[Outcome]] = {}
+        self._separator = self._body({"temperature": 0, "max_tokens": 1}, SEPARATOR, None)
 
-    async def ask(self, params: dict[str, Any], prompt: str = OPEN, *, thinking: str | None = None) -> Outcome:
-        """One request: ``prompt`` as the user message, ``params`` over the config's extra_body/thinking."""
+    def _body(self, params: dict[str, Any], prompt: str, thinking: str | None) -> dict[str, Any]:
         merged = {**self.base, **params}
         extra = {**(self.base.get("extra_body") or {}), **(params.get("extra_body") or {})}
         if extra:
@@ -93,11 +107,17 @@ class Prober:
             merged["thinking"] = thinking
         messages, merged = apply_thinking([{"role": "user", "content": prompt}], merged,
                                           via=self.thinking.via, message=self.thinking.message)
-        body = build_body(self.model, messages, merged, stream=False)
+        return build_body(self.model, messages, merged, stream=False)
+
+    async def ask(self, params: dict[str, Any], prompt: str = OPEN, *, thinking: str | None = None) -> Outcome:
+        """One request: ``prompt`` as the user message, ``params`` over the config's extra_body/thinking."""
+        body = self._body(params, prompt, thinking)
         attempt = 0
-        async with self._slots:
+        async with self._turn:
             while True:
-                self.requests += 1
+                # Only the server's state matters: the separator's own answer is not looked at.
+                await self.chat.complete(self._separator)
+                self.requests += 2
                 outcome = await self.chat.complete(body)
                 transient = outcome.error_kind in (kinds.TIMEOUT, kinds.CONNECT, kinds.STREAM_BROKEN) or (
                     outcome.error_kind == kinds.HTTP and outcome.status in RETRY_STATUS)

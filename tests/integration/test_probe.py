@@ -60,8 +60,10 @@ def test_probe_succeeds_and_writes_json_html_and_a_table(probed: tuple[subproces
     ("logprobs", "honored", "log-probabilities"),
     ("logit_bias", "honored", "banning token"),
     ("tool_choice", "honored", "get_weather"),
+    ("frequency_penalty", "honored", "changed the greedy output"),
+    ("presence_penalty", "honored", "changed the greedy output"),
     # Its name for it is repeat_penalty; the reference's name does nothing there.
-    ("repetition_penalty", "ignored", "repeat_penalty"),
+    ("repetition_penalty", "ignored", "repeat_penalty (via extra_body) does change it"),
     ("max_completion_tokens", "ignored", "completion tokens"),
 ])
 def test_verdicts_match_what_this_server_does(probed: tuple[subprocess.CompletedProcess[str], Path],

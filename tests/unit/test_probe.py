@@ -17,20 +17,35 @@ from evalharness.client import ChatClient
 from evalharness.config import ThinkingOptions
 from evalharness.errors import TargetUnavailable
 from evalharness.probe import Finding, Prober, Tokenizer, format_table, render_html, run_experiments
+from evalharness.probe.prober import SEPARATOR
 
 GREEDY = ["The", " sea", " is", " vast", " and", " deep", " under", " the", " grey", " morning", " sky", " today",
           " and", " again", " and", " calm", "."]
 VOCAB = [" sun", " moon", " wave", " salt", " wind", " blue", " ship", " gull", " reef", " tide", " foam", " sand"]
+HONOURED = {
+    "temperature": "honored", "seed": "honored", "top_k": "honored", "top_p": "honored", "min_p": "honored",
+    "top_a": "honored", "max_tokens": "honored", "max_completion_tokens": "honored", "stop": "honored",
+    "logit_bias": "honored", "logprobs": "honored", "top_logprobs": "honored", "frequency_penalty": "honored",
+    "presence_penalty": "honored", "repetition_penalty": "honored",
+    "response_format.json_object": "honored", "response_format.json_schema": "honored",
+    "structured_outputs": "inconclusive", "tools": "inconclusive", "tool_choice": "honored",
+    "parallel_tool_calls": "inconclusive", "verbosity": "honored", "thinking": "honored"}
 
 
 class FakeServer:
-    """A chat-completions server simulated token by token; it ignores or rejects the parameters it is told to."""
+    """A chat-completions server simulated token by token; it ignores or rejects the parameters it is told to.
+
+    With ``prefix_cache`` it behaves like llama.cpp's prefix cache on a CPU: a prompt sent right after the same
+    prompt has only its last token evaluated again, which changes the arithmetic, and so the output.
+    """
 
     def __init__(self, ignore: frozenset[str] = frozenset(), reject: frozenset[str] = frozenset(),
-                 tokenize: bool = True) -> None:
+                 tokenize: bool = True, prefix_cache: bool = False) -> None:
         self.ignore = ignore
         self.reject = reject
         self.tokenize = tokenize
+        self.prefix_cache = prefix_cache
+        self.last_prompt: str | None = None
         self.unseeded = random.Random(1)
         self.ids: dict[str, int] = {}
         self.requests: list[dict[str, Any]] = []
@@ -47,6 +62,8 @@ class FakeServer:
             return httpx.Response(404, json={"detail": "Not Found"})
         body = json.loads(request.content)
         self.requests.append(body)
+        prompt = body["messages"][-1]["content"]
+        body["_cache_hit"], self.last_prompt = self.prefix_cache and prompt == self.last_prompt, prompt
         fmt = (body.get("response_format") or {}).get("type")
         for name in self.reject:
             if name in body or name == fmt:
@@ -95,6 +112,8 @@ class FakeServer:
             seed = self.given(body, "seed")
             rng = random.Random(seed) if seed is not None else self.unseeded
             tokens = [rng.choice(VOCAB) for _ in GREEDY]
+        if body["_cache_hit"]:
+            tokens[5] = " cached"
         for name in ("frequency_penalty", "presence_penalty", "repetition_penalty", "repeat_penalty",
                      "verbosity", "top_a"):
             if self.given(body, name):
@@ -115,7 +134,7 @@ def probe_fake(server: FakeServer, thinking: ThinkingOptions | None = None) -> d
     async def go() -> list[Finding]:
         transport = httpx.MockTransport(server)
         async with ChatClient("http://fake/v1", transport=transport) as chat:
-            prober = Prober(chat, "m", {}, thinking or ThinkingOptions(), concurrency=4,
+            prober = Prober(chat, "m", {}, thinking or ThinkingOptions(),
                             tokenizer=Tokenizer("http://fake/v1", "m", {}, transport=transport))
             return await run_experiments(prober)
 
@@ -130,14 +149,7 @@ def verdicts(findings: dict[str, Finding]) -> dict[str, str]:
 
 def test_a_server_that_honours_everything_gets_honored() -> None:
     found = probe_fake(FakeServer())
-    assert verdicts(found) == {
-        "temperature": "honored", "seed": "honored", "top_k": "honored", "top_p": "honored", "min_p": "honored",
-        "top_a": "honored", "max_tokens": "honored", "max_completion_tokens": "honored", "stop": "honored",
-        "logit_bias": "honored", "logprobs": "honored", "top_logprobs": "honored", "frequency_penalty": "honored",
-        "presence_penalty": "honored", "repetition_penalty": "honored",
-        "response_format.json_object": "honored", "response_format.json_schema": "honored",
-        "structured_outputs": "inconclusive", "tools": "inconclusive", "tool_choice": "honored",
-        "parallel_tool_calls": "inconclusive", "verbosity": "honored", "thinking": "honored"}
+    assert verdicts(found) == HONOURED
     assert "5 completion tokens, finish_reason length" in found["max_tokens"].evidence
     assert "stop ['vast'] ended the output at “The sea is”" in found["stop"].evidence
 
@@ -157,6 +169,16 @@ def test_ignored_parameters_are_caught_and_rejections_quoted() -> None:
     assert "nothing for it to switch" in found["structured_outputs"].evidence
     # The server's own name for it does work: the evidence says so.
     assert "repeat_penalty (via extra_body) does change it" in found["repetition_penalty"].evidence
+
+
+def test_a_prefix_cache_does_not_change_the_verdicts() -> None:
+    server = FakeServer(prefix_cache=True)
+    assert verdicts(probe_fake(server)) == HONOURED
+    # Each request came right after the same separator, so none found its own prompt in the cache.
+    prompts = [b["messages"][-1]["content"] for b in server.requests]
+    assert prompts[0::2] == [SEPARATOR] * (len(prompts) // 2)
+    assert SEPARATOR not in prompts[1::2] and len(prompts) % 2 == 0
+    assert not any(b["_cache_hit"] for b in server.requests)
 
 
 def test_without_a_tokenize_endpoint_logit_bias_is_inconclusive() -> None:
