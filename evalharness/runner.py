@@ -183,9 +183,9 @@ class Runner:
         installed = _install_signal_handlers(loop, self.interrupt)
         if self.progress:
             self.progress.start(self.state)
-        # What exists before the first request (modules, config, plan: a million objects with numpy,
-        # matplotlib and pydantic loaded) is never garbage, yet each full collection scans it all and stalls
-        # the event loop for 20-60 ms, which lands in whichever requests are in flight. Frozen, it is skipped.
+        # What exists before the first request (modules, config, plan) is never garbage, yet each full
+        # collection scans all of it and stalls the event loop (20-60 ms in bench/bench_timing.py), which lands
+        # in whichever requests are in flight. Frozen, it is skipped.
         gc.collect()
         gc.freeze()
         try:
