@@ -411,8 +411,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 return
 
     async def aclose(self) -> None:
+        """Close the idle connections and those still draining (a response in use closes as it is released)."""
         self._closed = True
-        for idle in self._idle.values():
-            for conn in idle:
+        for conns in [*self._idle.values(), *self._draining.values()]:
+            for conn in list(conns):
                 conn.close()
         self._idle.clear()
