@@ -19,7 +19,6 @@ Errors are httpx's: ``ConnectError``/``ConnectTimeout`` (never connected), ``Wri
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
 from collections import deque
@@ -37,16 +36,6 @@ _HIGH_WATER = 1 << 20
 _DRAIN_S = 5.0
 _DRAIN_MAX = 1 << 16
 _Origin = tuple[bytes, bytes, int]
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """Certificates from SSL_CERT_FILE when set (as OpenSSL and httpx honour it), else certifi's bundle."""
-    cafile = os.environ.get("SSL_CERT_FILE")
-    if not cafile:
-        import certifi  # httpx's own dependency
-
-        cafile = certifi.where()
-    return ssl.create_default_context(cafile=cafile)
 
 
 class _Connection(asyncio.Protocol):
@@ -367,8 +356,8 @@ class Http1Transport(httpx.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         tls: ssl.SSLContext | None = None
         if scheme == b"https":
-            if self._ssl is None:
-                self._ssl = _ssl_context()
+            if self._ssl is None:  # httpx's: SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle
+                self._ssl = httpx.create_ssl_context()
             tls = self._ssl
         hostname = host.decode("ascii")
         try:
