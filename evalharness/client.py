@@ -311,7 +311,7 @@ class ChatClient:
             if stream and is_sse:
                 return await self._read_stream(response, t0)
             raw = await read_body(response)
-            end = received_ns(response) or time.perf_counter_ns()
+            end = received_ns(response)
             try:
                 data = _decode(raw)
             except ValueError:
@@ -338,30 +338,33 @@ class ChatClient:
         status = response.status_code
         tail = b""
         async for data in iter_body(response):
-            now = received_ns(response) or time.perf_counter_ns()
             if b"\r" in data:  # SSE lines may end in CRLF or a lone CR as well as LF
                 data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             lines = (tail + data if tail else data).split(b"\n")
             tail = lines.pop()
-            for line in lines:
-                failure = _stream_line(line, state, now, status)
-                if failure is not None:
-                    return failure
-                if state.done:
-                    return state.outcome(status, now)
-        now = received_ns(response) or time.perf_counter_ns()
-        if tail:  # a last event without its newline
-            failure = _stream_line(tail, state, now, status)
-            if failure is not None:
-                return failure
-            if state.done:
-                return state.outcome(status, now)
-        partial = state.outcome(status, now)
+            finished = _stream_lines(lines, state, received_ns(response), status)
+            if finished is not None:
+                return finished
+        # A last line without its newline.
+        finished = _stream_lines([tail] if tail else [], state, received_ns(response), status)
+        if finished is not None:
+            return finished
+        partial = state.outcome(status, received_ns(response))
         partial.ok = False
         partial.error_kind = STREAM_INCOMPLETE
         partial.error = "the stream ended without [DONE]"
         return partial
 
+
+def _stream_lines(lines: list[bytes], state: _StreamState, now: int, status: int) -> Outcome | None:
+    """Feed lines that arrived at ``now``: the outcome once the stream is done or broken, else None."""
+    for line in lines:
+        failure = _stream_line(line, state, now, status)
+        if failure is not None:
+            return failure
+        if state.done:
+            return state.outcome(status, now)
+    return None
 
 def _stream_line(line: bytes, state: _StreamState, now: int, status: int) -> Outcome | None:
     """Feed one SSE line to ``state`` (``state.done`` at ``[DONE]``); an error Outcome for a bad event."""

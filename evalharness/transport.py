@@ -9,6 +9,7 @@ calls a transport directly, and the default transport is our own lean HTTP/1.1 o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
@@ -48,10 +49,11 @@ def iter_body(response: httpx.Response) -> AsyncIterator[bytes]:
     return stream.__aiter__() if stream is not None else response.aiter_bytes()
 
 
-def received_ns(response: httpx.Response) -> int | None:
-    """When the body chunk last read from ``response`` arrived, where the transport knows (ours does)."""
+def received_ns(response: httpx.Response) -> int:
+    """When the body chunk last read from ``response`` arrived (``time.perf_counter_ns``): as our transport
+    stamped it at the socket, else now, when the chunk reaches the reader."""
     stream = response.stream
-    return stream.received_ns if isinstance(stream, ReceiptStream) else None
+    return stream.received_ns if isinstance(stream, ReceiptStream) else time.perf_counter_ns()
 
 
 def is_timeout(exc: httpx.TransportError) -> bool:
