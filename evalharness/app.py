@@ -18,7 +18,7 @@ from evalharness.errors import RunAborted, UsageError
 from evalharness.local import open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
-from evalharness.regress import compare_runs, load_baselines, load_run, stored_baseline
+from evalharness.regress import Population, compare_runs, load_baselines, load_run, stored_baseline
 from evalharness.report import write_reports
 from evalharness.runner import Runner
 from evalharness.scoring.metrics import CaseSpec
@@ -69,8 +69,10 @@ def _digest(ids: Iterable[str]) -> str:
 
 
 def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
-           baseline: str | None = None, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``)."""
+           baseline: str | None = None, records: list[dict[str, Any]] | None = None,
+           population: Population = "suite") -> dict[str, Any]:
+    """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``,
+    judged for ``population``)."""
     manifest = read_json(run_dir / MANIFEST)
     if records is None:
         records = read_records(run_dir, compact=True)
@@ -80,7 +82,7 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     gc.freeze()
     try:
         summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason,
-                                gates_enabled=gates, baselines=baselines)
+                                gates_enabled=gates, baselines=baselines, population=population)
         write_json(run_dir / SUMMARY, summary)
         summary["_reports"] = [str(p) for p in write_reports(run_dir, manifest, summary, records)]
     finally:
@@ -95,7 +97,8 @@ def exit_code(summary: dict[str, Any]) -> int:
 
 
 def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resume: str | None = None,
-        gates: bool = True, baseline: str | None = None, stdout: TextIO | None = None) -> int:
+        gates: bool = True, baseline: str | None = None, population: Population = "suite",
+        stdout: TextIO | None = None) -> int:
     """``evalharness run``: returns the exit code."""
     stdout = stdout or sys.stdout
     if baseline:
@@ -143,7 +146,8 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         stop_reason = "interrupted"
         if not (run_dir / MANIFEST).exists():
             raise RunAborted("interrupted before the run started") from None
-    summary = finish(run_dir, complete=stop_reason is None, stop_reason=stop_reason, gates=gates, baseline=baseline)
+    summary = finish(run_dir, complete=stop_reason is None, stop_reason=stop_reason, gates=gates, baseline=baseline,
+                     population=population)
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
     if stop_reason:
         print(f"The run stopped early: {stop_reason}\nResume it with: evalharness run {config_path} "
@@ -176,16 +180,16 @@ def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:
     stop_reason = None if complete else (previous.get("stop_reason") or
                                          f"{len(records)} of {manifest['plan']['requests']} requests stored")
     summary = finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous),
-                     records=records)
+                     records=records, population=(previous.get("baseline") or {}).get("population", "suite"))
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
     return exit_code(summary)
 
 
 def compare(base_run: str, new_run: str, *, rate_tolerance: float, latency_tolerance: float,
-            json_out: str | None = None, stdout: TextIO | None = None) -> int:
+            population: Population = "suite", json_out: str | None = None, stdout: TextIO | None = None) -> int:
     """``evalharness compare BASE_RUN NEW_RUN``: exit 1 when anything regressed, else 0."""
     result = compare_runs(load_run(base_run), load_run(new_run), rate_tolerance=rate_tolerance,
-                          latency_tolerance=latency_tolerance)
+                          latency_tolerance=latency_tolerance, population=population)
     if not result["cells"]:
         raise UsageError(f"no cell of {new_run} has the same params as a cell of {base_run}; "
                          "compare runs of the same grid")

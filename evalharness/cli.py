@@ -19,6 +19,13 @@ def tolerance(text: str) -> float:
     return value
 
 
+def _population(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--population", choices=("suite", "cases"), default="suite",
+                   help="the question a comparison answers: did this suite change (suite, the default: cases "
+                        "fixed, repeats random), or would cases like these (cases: clustered by case; needs "
+                        "many cases)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalharness",
@@ -37,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gates", action="store_true", help="do not evaluate gates (exit 0 unless the run fails)")
     p.add_argument("--baseline", metavar="RUN_DIR", help="also gate on regressions against the run in RUN_DIR "
                                                          "(as evalharness compare does)")
+    _population(p)
 
     p = sub.add_parser("validate", help="load and validate a config and its suites")
     p.add_argument("config", metavar="CONFIG")
@@ -53,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-slowdown", type=tolerance, default=regress.LATENCY_TOLERANCE, metavar="FRACTION",
                    help="a median latency may grow by this fraction (0.5 = 50%%) before it counts as a "
                         f"regression (default {regress.LATENCY_TOLERANCE:g})")
+    _population(p)
     p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE")
 
     p = sub.add_parser("probe", help="test which request parameters the config's target really honours")
@@ -72,14 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.baseline and args.no_gates:
                 raise UsageError("--baseline gates the run on regressions; it cannot be combined with --no-gates")
             return app.run(args.config, out=args.out, dry_run=args.dry_run, resume=args.resume,
-                           gates=not args.no_gates, baseline=args.baseline)
+                           gates=not args.no_gates, baseline=args.baseline, population=args.population)
         if args.command == "validate":
             return app.validate(args.config)
         if args.command == "report":
             return app.report(args.run_dir)
         if args.command == "compare":
             return app.compare(args.base_run, args.new_run, rate_tolerance=args.max_drop,
-                               latency_tolerance=args.max_slowdown, json_out=args.json)
+                               latency_tolerance=args.max_slowdown, population=args.population,
+                               json_out=args.json)
         if args.command == "probe":
             return probe(args.config, out=args.out)
     except EvalHarnessError as exc:

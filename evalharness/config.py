@@ -97,10 +97,15 @@ class Gate(_Strict):
     baseline: str | None = Field(None, min_length=1)
     max_drop: float | None = Field(None, ge=0)
     max_rise: float | None = Field(None, ge=0)
+    #: The question a baseline gate asks: did *this suite* change (``suite``, the default: cases fixed,
+    #: repeats random) or would *cases like these* (``cases``: clustered by case, needs many cases).
+    population: Literal["suite", "cases"] = "suite"
 
     @model_validator(mode="after")
     def _has_bound(self) -> Gate:
         if self.baseline is None:
+            if self.population != "suite":
+                raise ValueError("population: cases applies to a baseline gate (one with baseline: DIR or previous)")
             if self.max_drop is not None or self.max_rise is not None:
                 raise ValueError("max_drop and max_rise compare with a baseline run: add baseline: DIR or previous")
             if self.min is None and self.max is None:

@@ -90,21 +90,39 @@ def _verdict_text(r: dict[str, Any]) -> str:
 
 
 def format_regression(cell: str, r: dict[str, Any], *, against: str | None = None) -> str:
-    """One regression as the console names it: metric, cell, before → after, interval."""
-    before, after, change, interval = describe_change(r)
+    """One regression as the console names it: metric, cell, before → after, interval, and the question asked
+    (or, for a case, its counts and exact test)."""
     vs = f" vs {against}" if against else ""
+    case = r.get("case_verdict")
+    if case:
+        return format_case(case, against=against)
+    before, after, change, interval = describe_change(r)
     return (f"REGRESSED {r['metric']} [{cell}]{vs}: {before} → {after} (change {change}, "
-            f"{100 * r['level']:.3g}% interval {interval})")
+            f"{100 * r['level']:.3g}% interval {interval}; {r.get('analysis', 'this suite')}: {r.get('test', '')})")
+
+
+def format_case(case: dict[str, Any], *, against: str | None = None) -> str:
+    """A case that changed: ``REGRESSED case s/c1 pass_rate [temperature=0]: 10/10 → 0/10 (p = 1.1e-05)``."""
+    vs = f" vs {against}" if against else ""
+    return (f"{case['verdict'].upper()} case {case['case']} {case['metric']} [{case['cell']}]{vs}: "
+            f"{case['counts']} (Holm-adjusted p = {case['p_adjusted']:.2g}, Fisher's exact test)")
 
 
 def format_comparison(result: dict[str, Any]) -> str:
-    """``evalharness compare``: every matched cell and metric with its change, interval and verdict."""
+    """``evalharness compare``: every matched cell and metric with its change, interval and verdict, then
+    every case that changed on its own."""
     base, new = result["base"], result["new"]
+    suite = result.get("population", "suite") == "suite"
+    question = ("Question: did this suite change? Cases are fixed; their repeats are the random part, so "
+                "each case's repeats are compared as independent samples." if suite else
+                "Question: would cases like these change? Cases are a sample of a larger population; samples "
+                "pair by case and repeat and the spread is clustered by case.")
     out = [f"Comparing {new['run_dir']} (run {new['run_id']}) against baseline {base['run_dir']} "
-           f"(run {base['run_id']})",
-           "Cells match by params, cases by id; samples pair by case and repeat. "
-           f"Intervals at {100 * result['level']:.3g}% so that all {result['comparisons']} verdicts hold "
-           "together at 95%.", ""]
+           f"(run {base['run_id']})", question,
+           f"Settings: intervals at {100 * result['level']:.3g}% so that all {result['comparisons']} verdicts "
+           "hold together." + (f" Cases: {result['case_tests']} case tests (Fisher's exact, Holm) at "
+                               f"{100 * result['case_level']:.3g}% together; the whole comparison holds at 95%."
+                               if result.get("case_tests") else ""), ""]
     rows: list[list[str]] = []
     skipped: dict[str, str] = {}
     for cell in result["cells"]:
@@ -124,12 +142,21 @@ def format_comparison(result: dict[str, Any]) -> str:
             out.append(f"cases {what}: {', '.join(result['unmatched_cases'][key])}")
     out.append("")
     out += [format_regression(r["cell"], r) for r in result["regressions"]]
+    out += [format_case(c) for c in result.get("cases", [])]
     counts = result["counts"]
     out.append(", ".join(f"{counts[v]} {v}" for v in ("regressed", "improved", "unchanged", "inconclusive")
                          if counts.get(v)) or "nothing compared")
-    n = len(result["regressions"])
-    out.append(f"FAILED: {n} regression{'s' if n != 1 else ''}" if n else "PASSED: no regression")
+    cases = result.get("case_regressions", [])
+    if cases:
+        out.append(f"{len(cases)} case{'s' if len(cases) != 1 else ''} regressed: "
+                   + ", ".join(sorted({c["case"] for c in cases})))
+    n = len(result["regressions"]) + len(cases)
+    out.append(f"FAILED: {n} regression{'s' if n != 1 else ''} ({ANALYSIS_NAME[suite]})" if n
+               else f"PASSED: no regression ({ANALYSIS_NAME[suite]})")
     return "\n".join(out)
+
+
+ANALYSIS_NAME = {True: "this suite", False: "cases like these"}
 
 
 def format_baseline_gates(gates: list[dict[str, Any]]) -> list[str]:

@@ -14,14 +14,15 @@ of flagging any noise as a regression at 5% for the whole comparison.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from evalharness.config import Gate
 from evalharness.plan import canonical
+from evalharness.scoring.cases import CASE_TEST_NAME, CASE_TESTED, CaseTest, case_tests, judge_cases
 from evalharness.scoring.compare import Change, quantile_ratio, rate_difference, verdict
 from evalharness.scoring.metrics import CaseSpec
 from evalharness.scoring.paired import (
@@ -33,7 +34,27 @@ from evalharness.scoring.paired import (
     split_metric,
     why_unpaired,
 )
+from evalharness.scoring.suite import (
+    POWER_CHANGE,
+    repeats_needed,
+    stratified_difference,
+    stratified_quantile_ratio,
+    with_power,
+)
 from evalharness.store import MANIFEST, SUMMARY, open_run_dir, read_json, read_records
+
+#: The question a comparison answers: did *this suite* change (cases fixed, the default), or would *cases
+#: like these* (a new sample of cases; clustered by case, opt-in).
+Population = Literal["suite", "cases"]
+ANALYSIS: dict[str, str] = {"suite": "this suite", "cases": "cases like these"}
+#: Rates scored once per case (over all its repeats): more repeats do not narrow them, more cases do.
+PER_CASE_RATES = ("exact_match_rate", "answer_agreement_rate")
+TESTS: dict[tuple[str, str], str] = {
+    ("suite", "rate"): "stratified difference over cases, Agresti-Caffo interval",
+    ("suite", "latency"): "quantile ratio, bootstrap of repeats within cases",
+    ("cases", "rate"): "paired difference, standard error clustered by case (Miller 2024)",
+    ("cases", "latency"): "quantile ratio, bootstrap over cases",
+}
 
 #: What ``compare`` and ``run --baseline`` judge, per matched cell.
 DEFAULT_METRICS = ("pass_rate", "json_valid_rate", "schema_valid_rate", "exact_match_rate",
@@ -100,51 +121,105 @@ def load_run(path: str | Path) -> RunData:
     return RunData(run_dir, read_json(run_dir / MANIFEST), read_records(run_dir, compact=True))
 
 
-def measure(metric: str, before: Units | None, after: Units | None, *, level: float = 0.95) -> Change | str:
-    """The paired change of ``metric`` (``name`` or ``name.pNN``) at confidence ``level``, or why none."""
+def by_case(units: Units) -> dict[str, list[float]]:
+    """A side's units grouped by case (repeat indices dropped: without a seed they pair nothing)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for (case, _), value in units.items():
+        out[case].append(value)
+    return out
+
+
+def measure(metric: str, before: Units | None, after: Units | None, *, level: float = 0.95,
+            population: Population = "suite") -> Change | str:
+    """The change of ``metric`` (``name`` or ``name.pNN``) at confidence ``level``, or why none.
+
+    ``population`` is the question asked: ``suite`` (these cases, repeats random; ``scoring/suite.py``) or
+    ``cases`` (a new sample of cases like these; clustered by case, ``scoring/compare.py``).
+    """
     name, fld = split_metric(metric)
-    pairs = pair_units(before or {}, after or {})
-    if not pairs:
+    rate = COMPARABLE[name].kind == "rate"
+    if population == "cases":
+        pairs = pair_units(before or {}, after or {})
+        if not pairs:
+            return why_unpaired(name, before, after)
+        change = rate_difference(pairs, level=level) if rate else quantile_ratio(
+            pairs, q=LATENCY_FIELDS[fld or "p50"], level=level)
+        return _few_cases(change) if rate else change
+    b, a = by_case(before or {}), by_case(after or {})
+    if not any(case in a for case in b):
         return why_unpaired(name, before, after)
-    if COMPARABLE[name].kind == "rate":
-        return rate_difference(pairs, level=level)
-    return quantile_ratio(pairs, q=LATENCY_FIELDS[fld or "p50"], level=level)
+    if rate:
+        return stratified_difference(b, a, level=level, unit="cases" if name in PER_CASE_RATES else "repeats")
+    return stratified_quantile_ratio(b, a, q=LATENCY_FIELDS[fld or "p50"], level=level)
+
+
+def _few_cases(change: Change) -> Change:
+    """A clustered difference whose minimum detectable effect exceeds the whole range says so, with how many
+    cases would detect a change of ``POWER_CHANGE``: too few cases cannot answer "cases like these"."""
+    if change.se is None or change.ci is None:
+        return change
+    checked = with_power(change, per=change.cases, unit="cases")
+    if checked.reason:
+        return replace(checked, reason=checked.reason.replace(
+            "with this run: ", f"with this run: {change.cases} cases cannot tell; "))
+    return change
 
 
 def judge(metric: str, before: Units | None, after: Units | None, *, tolerance: float | None = None,
-          level: float = 0.95) -> dict[str, Any]:
+          level: float = 0.95, population: Population = "suite") -> dict[str, Any]:
     """One metric's comparison as summary.json and the console show it: the change, its 95% interval,
-    the interval at ``level`` behind the verdict, the minimum detectable effect, and the verdict."""
+    the interval at ``level`` behind the verdict, the minimum detectable effect, the verdict, and the
+    question and test behind it (``analysis``, ``test``)."""
     name, _ = split_metric(metric)
     spec = COMPARABLE[name]
     if tolerance is None:
         tolerance = RATE_TOLERANCE if spec.kind == "rate" else LATENCY_TOLERANCE
-    at_95 = measure(metric, before, after)
+    asked = {"analysis": ANALYSIS[population], "test": TESTS[population, spec.kind]}
+    at_95 = measure(metric, before, after, population=population)
     if isinstance(at_95, str):
-        return {"metric": metric, "change": None, "verdict": None, "reason": at_95}
-    at_level = at_95 if level == 0.95 else measure(metric, before, after, level=level)
+        return {"metric": metric, "change": None, "verdict": None, "reason": at_95, **asked}
+    at_level = at_95 if level == 0.95 else measure(metric, before, after, level=level, population=population)
     assert isinstance(at_level, Change)
     resolution = RATE_RESOLUTION if spec.kind == "rate" else LATENCY_RESOLUTION
     out = {"metric": metric, **at_level.to_json(), "ci95": list(at_95.ci) if at_95.ci else None,
            "higher_is_better": spec.higher_is_better, "tolerance": tolerance,
            "verdict": verdict(at_level, higher_is_better=spec.higher_is_better, tolerance=tolerance,
-                              margin=resolution)}
+                              margin=resolution), **asked}
+    if at_level.se and spec.kind == "rate":
+        by_repeats = population == "suite" and name not in PER_CASE_RATES
+        unit = "repeats" if by_repeats else "cases"
+        per = at_level.n / at_level.cases if by_repeats else at_level.cases
+        out["power"] = {"change": POWER_CHANGE,
+                        unit: repeats_needed(at_level.se, per, POWER_CHANGE, at_level.level)}
     return out
 
 
-def family_level(comparisons: int) -> float:
-    """Confidence of each interval behind a verdict so that all ``comparisons`` hold together at 95%."""
-    return 1 - (1 - FAMILY_LEVEL) / max(1, comparisons)
+def family_level(comparisons: int, alpha: float = 1 - FAMILY_LEVEL) -> float:
+    """Confidence of each interval behind a verdict so that all ``comparisons`` hold together at 1 - alpha."""
+    return 1 - alpha / max(1, comparisons)
 
 
 def _applicable(before: Units | None, after: Units | None) -> bool:
-    return bool(pair_units(before or {}, after or {}))
+    if not before or not after:
+        return False
+    cases_after = {case for case, _ in after}
+    return any(case in cases_after for case, _ in before)
+
+
+def split_alpha(metrics: Sequence[str]) -> tuple[float, float]:
+    """The family's error rate split between cell-level intervals and per-case exact tests (Bonferroni over
+    the two parts), fixed by which metrics are compared, never by the data."""
+    alpha = 1 - FAMILY_LEVEL
+    if any(split_metric(m)[0] in CASE_TESTED for m in metrics):
+        return alpha / 2, alpha / 2
+    return alpha, 0.0
 
 
 def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAULT_METRICS,
-                 rate_tolerance: float = RATE_TOLERANCE, latency_tolerance: float = LATENCY_TOLERANCE
-                 ) -> dict[str, Any]:
-    """Every matched cell and metric of ``new`` against ``base``, with verdicts judged together."""
+                 rate_tolerance: float = RATE_TOLERANCE, latency_tolerance: float = LATENCY_TOLERANCE,
+                 population: Population = "suite") -> dict[str, Any]:
+    """Every matched cell and metric of ``new`` against ``base``, with verdicts judged together, and every
+    case judged on its own (exact tests, Holm across cases, metrics and cells)."""
     base_cells, new_cells = base.cell_by_params(), new.cell_by_params()
     matched = [(base_cells[k], new_cells[k]) for k in new_cells if k in base_cells]
     tolerance = {m: rate_tolerance if COMPARABLE[split_metric(m)[0]].kind == "rate" else latency_tolerance
@@ -152,28 +227,39 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
     todo = [(b, n, m) for b, n in matched for m in metrics
             if _applicable(base.units(b["cell_id"]).get(split_metric(m)[0]),
                            new.units(n["cell_id"]).get(split_metric(m)[0]))]
-    level = family_level(len(todo))
+    cell_alpha, case_alpha = split_alpha(metrics)
+    level = family_level(len(todo), cell_alpha)
     cells = []
+    tests: list[CaseTest] = []
     for b, n in matched:
-        results = [judge(m, base.units(b["cell_id"]).get(split_metric(m)[0]),
-                         new.units(n["cell_id"]).get(split_metric(m)[0]), tolerance=tolerance[m], level=level)
-                   for m in metrics]
+        results = []
+        for m in metrics:
+            name = split_metric(m)[0]
+            before, after = base.units(b["cell_id"]).get(name), new.units(n["cell_id"]).get(name)
+            results.append(judge(m, before, after, tolerance=tolerance[m], level=level, population=population))
+            tests += case_tests(name, before, after, cell=n["label"], cell_id=n["cell_id"])
         cells.append({"params": n["params"], "label": n["label"], "cell_id": n["cell_id"],
                       "base_cell_id": b["cell_id"], "metrics": results})
+    cases = judge_cases(tests, case_alpha)
     counts = Counter(r["verdict"] for c in cells for r in c["metrics"] if r["verdict"])
+    case_regressions = [c for c in cases if c["verdict"] == "regressed"]
     base_cases = {f"{r['suite']}/{r['case_id']}" for r in base.records}
     new_cases = {f"{r['suite']}/{r['case_id']}" for r in new.records}
     return {
         "base": base.describe(), "new": new.describe(), "level": level, "comparisons": len(todo),
+        "population": population, "analysis": ANALYSIS[population],
+        "case_level": 1 - case_alpha, "case_tests": sum(t.tested for t in tests),
         "tolerance": {"rate": rate_tolerance, "latency": latency_tolerance},
         "cells": cells,
+        "cases": cases,
         "unmatched_cells": {"base_only": [c["label"] for k, c in base_cells.items() if k not in new_cells],
                             "new_only": [c["label"] for k, c in new_cells.items() if k not in base_cells]},
         "unmatched_cases": {"base_only": sorted(base_cases - new_cases), "new_only": sorted(new_cases - base_cases)},
         "counts": dict(counts),
         "regressions": [{"cell": c["label"], **r} for c in cells for r in c["metrics"]
                         if r["verdict"] == "regressed"],
-        "passed": counts.get("regressed", 0) == 0 and bool(matched),
+        "case_regressions": case_regressions,
+        "passed": counts.get("regressed", 0) == 0 and not case_regressions and bool(matched),
     }
 
 
@@ -272,6 +358,7 @@ class _Job:
     metric: str
     tolerance: float
     required: bool  # a config gate must be measurable; --baseline skips metrics that do not apply
+    population: Population
 
 
 def stored_baseline(summary: dict[str, Any]) -> str | None:
@@ -281,9 +368,12 @@ def stored_baseline(summary: dict[str, Any]) -> str | None:
     return str(path) if path and (Path(path) / MANIFEST).is_file() else None
 
 
-def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines) -> list[dict[str, Any]]:
+def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
+                      population: Population = "suite") -> list[dict[str, Any]]:
     """Gate verdicts against baselines: per baseline gate and matching cell, and per cell and default
-    metric for ``--baseline``. All of them are judged together (one family, see the module docstring).
+    metric for ``--baseline`` (asked with ``population``). All of them are judged together (one family,
+    see the module docstring), and so are the per-case exact tests behind them: a case that regressed is
+    a failing verdict of its own, named by suite/id with its counts.
 
     A regressed verdict fails; improved, unchanged and inconclusive pass (inconclusive says how big a change
     the run could have seen). A gate that cannot be measured fails, as plain gates do, except that
@@ -293,7 +383,7 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines)
     verdicts: list[dict[str, Any]] = []
 
     def add(entry: dict[str, Any], baseline: RunData, where: dict[str, Any], metrics: Sequence[str],
-            tolerance: float | None, required: bool) -> None:
+            tolerance: float | None, required: bool, asked: Population) -> None:
         matched = _matched_cells(baseline, run, where)
         if not matched:
             verdicts.append({**entry, "cell_id": None, "value": None, "verdict": None, "passed": False,
@@ -306,35 +396,53 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines)
             jobs.append(_Job({**entry, "metric": metric, "cell_id": n["cell_id"], "label": n["label"],
                               "baseline_run_id": baseline.run_id},
                              baseline, baseline.units(b["cell_id"]).get(name), run.units(n["cell_id"]).get(name),
-                             metric, tol, required))
+                             metric, tol, required, asked))
 
     for gate in gates:
         if gate.baseline is None:
             continue
         entry = {"metric": gate.metric, "where": gate.where, "min": None, "max": None, "baseline": gate.baseline,
-                 "max_drop": gate.max_drop, "max_rise": gate.max_rise}
+                 "max_drop": gate.max_drop, "max_rise": gate.max_rise, "population": gate.population}
         baseline = baselines.by_spec.get(gate.baseline)
         if baseline is None:
             verdicts.append({**entry, "cell_id": None, "value": None, "verdict": None, "passed": True,
                              "reason": "no earlier complete run of this config to compare with"})
             continue
         add(entry, baseline, gate.where, [gate.metric],
-            gate.max_drop if gate.max_drop is not None else gate.max_rise, required=True)
+            gate.max_drop if gate.max_drop is not None else gate.max_rise, required=True, asked=gate.population)
     if baselines.cli is not None:
         entry = {"metric": "*", "where": {}, "min": None, "max": None, "baseline": str(baselines.cli.run_dir),
-                 "max_drop": None, "max_rise": None}
-        add(entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False)
+                 "max_drop": None, "max_rise": None, "population": population}
+        add(entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False, asked=population)
 
     measurable = [_applicable(j.before, j.after) for j in jobs]
-    level = family_level(sum(measurable))
+    cell_alpha, case_alpha = split_alpha([j.metric for j in jobs])
+    level = family_level(sum(measurable), cell_alpha)
+    tests: list[tuple[_Job, CaseTest]] = []
     for job, can in zip(jobs, measurable, strict=True):
         if not can and not job.required:
             continue
-        found = judge(job.metric, job.before, job.after, tolerance=job.tolerance, level=level)
+        found = judge(job.metric, job.before, job.after, tolerance=job.tolerance, level=level,
+                      population=job.population)
         extra = {k: v for k, v in found.items() if k not in ("metric", "tolerance")}
         verdicts.append({**job.entry, "value": found.get("after"), "tolerance": job.tolerance, **extra,
                          "passed": found["verdict"] not in ("regressed", None),
                          "reason": _explain(found, job.baseline.run_id)})
+        tests += [(job, t) for t in case_tests(split_metric(job.metric)[0], job.before, job.after,
+                                               cell=job.entry["label"], cell_id=job.entry["cell_id"],
+                                               against=job.baseline.run_id)]
+    # The same case of the same cell may be tested by a config gate and by --baseline: it counts once.
+    owner = {(t.metric, t.cell_id, t.case, t.against): (job, t) for job, t in tests}
+    for case in judge_cases([t for _, t in owner.values()], case_alpha):
+        job, _ = owner[case["metric"], case["cell_id"], case["case"], case["against"]]
+        if case["verdict"] != "regressed":
+            continue
+        verdicts.append({**job.entry, "metric": case["metric"], "case": case["case"],
+                         "value": case["after"]["count"] / case["after"]["n"], "verdict": "regressed",
+                         "passed": False, "case_verdict": case, "analysis": case["analysis"],
+                         "test": CASE_TEST_NAME,
+                         "reason": f"case {case['case']} regressed against {job.baseline.run_id}: "
+                                   f"{case['counts']} ({CASE_TEST_NAME}, p = {case['p_adjusted']:.2g})"})
     return verdicts
 
 
@@ -362,7 +470,12 @@ def too_small(found: dict[str, Any]) -> str:
     if mde is None:
         return str(found.get("reason", "no interval"))
     size = f"{100 * mde:.1f} pts" if found["kind"] == "difference" else f"{100 * mde:.0f}%"
-    return f"min. detectable {size}"
+    text = f"min. detectable {size}"
+    power = found.get("power")
+    if power and mde > power["change"]:
+        unit, count = next((k, v) for k, v in power.items() if k != "change")
+        text += f"; {count} {unit} would detect {100 * power['change']:.0f} pts"
+    return text
 
 
 def describe_change(r: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -7,16 +7,17 @@ from typing import Any
 
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
-from evalharness.regress import Baselines, RunData, baseline_verdicts, cell_comparisons
+from evalharness.regress import Baselines, Population, RunData, baseline_verdicts, cell_comparisons
 from evalharness.scoring.metrics import CaseSpec, cell_metrics
 
 
 def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, complete: bool,
                   stop_reason: str | None = None, gates_enabled: bool = True,
-                  baselines: Baselines | None = None) -> dict[str, Any]:
+                  baselines: Baselines | None = None, population: Population = "suite") -> dict[str, Any]:
     """The summary of a run. ``complete`` is False when the run stopped before its plan was done.
 
-    ``baselines`` holds the runs that baseline gates and ``run --baseline`` compare with, already loaded.
+    ``baselines`` holds the runs that baseline gates and ``run --baseline`` compare with, already loaded;
+    ``population`` is the question ``run --baseline`` asks (gates say their own).
     """
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
     stream = bool(manifest["config"]["run"]["stream"])
@@ -46,7 +47,7 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
     run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
     verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals)
     if gates_enabled:
-        verdicts += baseline_verdicts(gates, run, baselines or Baselines())
+        verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
     return {
         "run_id": manifest["run_id"],
         "name": manifest["config"]["name"],
@@ -58,6 +59,6 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         "totals": totals,
         "cells": cells,
         "comparisons": cell_comparisons(run),
-        "baseline": baselines.cli.describe() if baselines and baselines.cli else None,
+        "baseline": baselines.cli.describe() | {"population": population} if baselines and baselines.cli else None,
         "gates": verdicts,
     }
