@@ -177,5 +177,6 @@ def format_baseline_gates(gates: list[dict[str, Any]]) -> list[str]:
                        f"{g.get('reason', '')}".rstrip())
     if counts:
         source = next((g["baseline"] for g in gates if g.get("max_drop") is None and g.get("max_rise") is None), "")
-        out.append(f"baseline {source}: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        asked = next((g.get("analysis") for g in gates if g.get("analysis")), "this suite")
+        out.append(f"baseline {source} ({asked}): " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
     return out

@@ -39,7 +39,6 @@ from evalharness.scoring.suite import (
     repeats_needed,
     stratified_difference,
     stratified_quantile_ratio,
-    with_power,
 )
 from evalharness.store import MANIFEST, SUMMARY, open_run_dir, read_json, read_records
 
@@ -154,15 +153,15 @@ def measure(metric: str, before: Units | None, after: Units | None, *, level: fl
 
 
 def _few_cases(change: Change) -> Change:
-    """A clustered difference whose minimum detectable effect exceeds the whole range says so, with how many
-    cases would detect a change of ``POWER_CHANGE``: too few cases cannot answer "cases like these"."""
-    if change.se is None or change.ci is None:
+    """A clustered difference whose minimum detectable effect (Student's t with cases - 1 degrees of freedom)
+    exceeds the whole range says so, with about how many cases would detect a change of ``POWER_CHANGE``:
+    too few cases cannot answer "cases like these"."""
+    if change.mde is None or change.mde <= 1 or change.se is None:
         return change
-    checked = with_power(change, per=change.cases, unit="cases")
-    if checked.reason:
-        return replace(checked, reason=checked.reason.replace(
-            "with this run: ", f"with this run: {change.cases} cases cannot tell; "))
-    return change
+    needed = max(change.cases + 1, repeats_needed(change.se, change.cases, POWER_CHANGE, change.level))
+    return replace(change, mde=None, reason=(
+        f"cannot detect any change with this run: {change.cases} cases cannot tell; about {needed} cases "
+        f"would detect a {100 * POWER_CHANGE:.0f}-pt change"))
 
 
 def judge(metric: str, before: Units | None, after: Units | None, *, tolerance: float | None = None,

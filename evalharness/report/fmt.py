@@ -61,3 +61,17 @@ def gate_bound(gate: dict[str, Any], *, ascii_only: bool = False) -> str:
     if gate.get("baseline"):
         parts.append(f"vs {gate.get('baseline_run_id') or gate['baseline']}")
     return " ".join(parts)
+
+
+def gate_subject(gate: dict[str, Any]) -> str:
+    """Where a gate verdict applies: its setting, and for a verdict on one case, that case (``suite/id``)."""
+    where = str(gate.get("label") or gate.get("cell_id") or "run")
+    return f"{where} · case {gate['case']}" if gate.get("case") else where
+
+
+def gate_value(gate: dict[str, Any], digits: int = 4) -> str:
+    """A verdict's value as people read it: a case's before → after counts, else the number."""
+    case = gate.get("case_verdict")
+    if case:
+        return str(case["counts"])
+    return "–" if gate.get("value") is None else f"{gate['value']:.{digits}g}"

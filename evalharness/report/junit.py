@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evalharness.report.fmt import gate_bound
+from evalharness.report.fmt import gate_bound, gate_subject, gate_value
 from evalharness.report.outcomes import Outcomes, Pair
 
 # Characters XML 1.0 cannot carry even escaped (control characters, lone surrogates): model output may hold them.
@@ -34,7 +34,7 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> 
 
 
 def _gate_name(gate: dict[str, Any]) -> str:
-    return f"{gate['metric']} {gate_bound(gate, ascii_only=True)} [{gate.get('label') or gate.get('cell_id') or 'run'}]"
+    return f"{gate['metric']} {gate_bound(gate, ascii_only=True)} [{gate_subject(gate)}]"
 
 
 def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
@@ -44,7 +44,7 @@ def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
     for gate in gates:
         case = _el(suite, "testcase", classname="evalharness.gates", name=_gate_name(gate), time="0")
         if not gate["passed"]:
-            value = "none" if gate.get("value") is None else f"{gate['value']:.6g}"
+            value = "none" if gate.get("value") is None else gate_value(gate, 6)
             message = f"{gate['metric']} = {value}" + (f": {gate['reason']}" if gate.get("reason") else "")
             _el(case, "failure", message, message=message, type="gate")
 

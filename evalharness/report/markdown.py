@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evalharness.report.fmt import fmt, fmt_interval, gate_bound
+from evalharness.report.fmt import fmt, fmt_interval, gate_bound, gate_subject, gate_value
 from evalharness.report.ranking import best_setting, rank_cells
 from evalharness.report.view import CELL_COLUMNS, cell_value
 
@@ -52,9 +52,8 @@ def _best_lines(summary: dict[str, Any]) -> list[str]:
 
 def _gate_row(g: dict[str, Any]) -> str:
     bound = md(gate_bound(g))
-    value = "–" if g.get("value") is None else f"{g['value']:.4g}"
     verdict = "pass" if g["passed"] else f"❌ **FAIL** {md(g.get('reason', ''))}".strip()
-    return f"| {md(g['metric'])} | {md(g.get('label') or g.get('cell_id') or 'run')} | {value} | {bound} | {verdict} |"
+    return f"| {md(g['metric'])} | {md(gate_subject(g))} | {md(gate_value(g))} | {bound} | {verdict} |"
 
 
 def render_markdown(summary: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
 from evalharness.report.comparisons import comparisons_view
 from evalharness.report.drilldown import determinism_view, drilldown_view
-from evalharness.report.fmt import fmt, fmt_duration, fmt_interval, gate_bound
+from evalharness.report.fmt import fmt, fmt_duration, fmt_interval, gate_bound, gate_subject, gate_value
 from evalharness.report.heatmap import build_heatmaps
 from evalharness.report.outcomes import Outcomes
 from evalharness.report.ranking import (
@@ -159,8 +159,7 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
 def _gates(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for g in gates:
-        rows.append({"metric": g["metric"], "cell": g.get("label") or g.get("cell_id") or "run",
-                     "value": "–" if g.get("value") is None else f"{g['value']:.4g}", "bound": gate_bound(g),
+        rows.append({"metric": g["metric"], "cell": gate_subject(g), "value": gate_value(g), "bound": gate_bound(g),
                      "passed": g["passed"], "reason": g.get("reason", "")})
     return sorted(rows, key=lambda r: r["passed"])  # failures first
 

@@ -15,8 +15,10 @@ from scipy.stats import fisher_exact as scipy_fisher
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from evalharness.app import finish
 from evalharness.cli import main
-from evalharness.regress import compare_runs
+from evalharness.config import Gate
+from evalharness.regress import Baselines, baseline_verdicts, compare_runs
 from evalharness.scoring.cases import tarone_family
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
 from evalharness.scoring.suite import stratified_difference, stratified_quantile_ratio
@@ -170,3 +172,37 @@ def test_every_combination_of_a_small_table_holds_its_level() -> None:
         if fisher_exact(Counts(x1, 5), Counts(x2, 5)) <= 0.05:
             prob += math.comb(5, x1) * math.comb(5, x2) / 2 ** 10
     assert prob <= 0.05
+
+
+def test_run_baseline_names_the_broken_case_in_every_output(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    base = write(run_data([1.0, 1.0], repeats=10, rng=rng, run_id="base"), tmp_path / "base")
+    new = write(run_data([1.0, 0.0], repeats=10, rng=rng, run_id="new"), tmp_path / "new")
+    summary = finish(new, complete=True, baseline=str(base))
+    assert summary["passed"] is False
+    failing = [g for g in summary["gates"] if g.get("case")]
+    assert {(g["case"], g["label"], g["case_verdict"]["counts"]) for g in failing} == {
+        ("s/c1", "seed=unset", "10/10 → 0/10"), ("s/c1", "seed=42", "10/10 → 0/10")}
+    stored = json.loads((new / "summary.json").read_text())
+    assert sum(bool(g.get("case")) and not g["passed"] for g in stored["gates"]) == 2
+    junit = (new / "junit.xml").read_text()
+    assert junit.count('name="pass_rate vs base [seed=42 · case s/c1]"') == 1
+    assert junit.count("10/10 → 0/10") >= 2
+    assert "seed=unset · case s/c1 | 10/10 → 0/10" in (new / "summary.md").read_text()
+    html = (new / "report.html").read_text()
+    assert "case s/c1" in html and "10/10 → 0/10" in html
+
+
+def test_a_gate_can_ask_about_cases_like_these() -> None:
+    with pytest.raises(ValueError, match="applies to a baseline gate"):
+        Gate.model_validate({"metric": "pass_rate", "min": 0.9, "population": "cases"})
+    gate = Gate.model_validate({"metric": "pass_rate", "baseline": "previous", "max_drop": 0.0,
+                                "population": "cases"})
+    rng = np.random.default_rng(0)
+    base = run_data([1.0] * 3, repeats=10, rng=rng, run_id="base")
+    new = run_data([1.0, 1.0, 0.0], repeats=10, rng=rng, run_id="new")
+    verdicts = baseline_verdicts([gate], new, Baselines(by_spec={"previous": base}))
+    cell_level = [v for v in verdicts if not v.get("case")]
+    assert {v["analysis"] for v in cell_level} == {"cases like these"}
+    assert all(v["verdict"] == "inconclusive" and "3 cases cannot tell" in v["reason"] for v in cell_level)
+    assert {v["case"] for v in verdicts if v.get("case")} == {"s/c2"}

@@ -32,7 +32,8 @@ def run_data(pass_probs: Sequence[float], *, repeats: int, rng: np.random.Genera
                     "timings": {"queue_s": 0.0, "ttft_s": 0.1, "ttfc_s": 0.1,
                                 "e2e_s": float(rng.lognormal(-0.7, 0.3)), "chunk_times": []}})
     manifest = {
-        "run_id": run_id, "started_at": "2026-01-01T10:00:00+00:00", "target": {"kind": "test"},
+        "run_id": run_id, "started_at": "2026-01-01T10:00:00+00:00",
+        "target": {"kind": "test", "model": "sim", "base_url": "http://127.0.0.1:9/v1"},
         "config": {"name": "sim", "run": {"stream": True}, "pricing": {"currency": "X"}, "gates": []},
         "plan": {"requests": len(records), "repeats": repeats, "cases": len(pass_probs),
                  "cells": [{"cell_id": c.cell_id, "label": c.label, "params": c.params} for c in cells]},
