@@ -79,11 +79,11 @@ def render_plain(body: dict[str, Any]) -> str:
 
 
 def generated_text(outcome: Outcome) -> tuple[str, str]:
-    """The generated text of a response: (everything generated, the reasoning part of it)."""
-    reasoning = outcome.reasoning or ""
+    """The generated text of a response: (the answer and its tool calls, the reasoning). Counted apart, as
+    the model generated them apart (a reasoning parser takes the markers between them away)."""
     calls = "".join(str(c.get("function", {}).get("name") or "") + str(c.get("function", {}).get("arguments") or "")
                     for c in outcome.tool_calls or () if isinstance(c, dict))
-    return reasoning + (outcome.content or "") + calls, reasoning
+    return (outcome.content or "") + calls, outcome.reasoning or ""
 
 
 def _ids(data: Any) -> list[int] | None:
@@ -243,15 +243,14 @@ class TokenCounter:
             dialect = await self.dialect()
             if dialect is None:
                 return None
-            generated, reasoning = generated_text(outcome)
+            answer, reasoning = generated_text(outcome)
             prompt = await dialect.prompt(body)
-            completion = await dialect.text(generated, special=False) if generated else 0
-            if prompt is None or completion is None:
-                return None
-            usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                                     "total_tokens": prompt + completion}
-            if reasoning:
-                counted = await dialect.text(reasoning, special=False)
-                if counted is not None:
-                    usage["completion_tokens_details"] = {"reasoning_tokens": counted}
+            answer_n = await dialect.text(answer, special=False) if answer else 0
+            reasoning_n = await dialect.text(reasoning, special=False) if reasoning else 0
+        if prompt is None or answer_n is None or reasoning_n is None:
+            return None
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": answer_n + reasoning_n,
+                                 "total_tokens": prompt + answer_n + reasoning_n}
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_n}
         return Counted(usage, dialect.endpoint, prompt_estimated=not dialect.templated)
