@@ -286,12 +286,15 @@ def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metri
 
 def _cost(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]:
     """Token and cost totals; each figure built from counted usage says so (``usage.source_fields``)."""
-    def total(values: list[int | None], what: str) -> Metric:
+    def total(values: list[int | None], what: str, *, of_prompt: bool = False) -> Metric:
         known = [(v, r) for v, r in zip(values, records, strict=True) if v is not None]
         if not known:
             return na(f"the server reported no {what}")
+        marks = source_fields(r for _, r in known)
+        if not of_prompt:  # an estimated prompt count says nothing about the other counts
+            marks.pop("prompt_estimated", None)
         return {"value": int(sum(v for v, _ in known)), "mean": sum(v for v, _ in known) / len(known),
-                "n": len(known), **source_fields(r for _, r in known)}
+                "n": len(known), **marks}
 
     def counts(values: Iterable[Any]) -> list[int | None]:  # as _usage reads each
         return [int(v) if isinstance(v, (int, float)) else None for v in values]
@@ -300,7 +303,8 @@ def _cost(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]
     costs = [r["cost"] for r in priced]
     usages = [r.get("usage") or _NO_USAGE for r in records]
     out = {
-        "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage"),
+        "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage",
+                               of_prompt=True),
         "completion_tokens": total(counts(u.get("completion_tokens") for u in usages), "completion_tokens in usage"),
         "reasoning_tokens": total(counts((u.get("completion_tokens_details") or _NO_USAGE).get("reasoning_tokens")
                                          for u in usages), "completion_tokens_details.reasoning_tokens"),

@@ -133,6 +133,27 @@ def test_vllm_tokenizer_counts_the_prompt_on_the_chat_template(tmp_path: Path) -
     assert "/v1/tokenize" not in server.paths  # the endpoint sits at the server's root
 
 
+def llama_cpp() -> FakeServer:
+    """llama.cpp's own server: ``/tokenize`` {"content", "add_special"} → tokens; ``/apply-template``."""
+    def tokenize(body: dict[str, Any]) -> dict[str, Any]:
+        if "content" not in body:  # as llama.cpp answers a body it does not understand: no tokens
+            return {"tokens": []}
+        return {"tokens": list(range(words(body["content"]) + (BOS if body.get("add_special") else 0)))}
+
+    def apply_template(body: dict[str, Any]) -> dict[str, Any]:
+        return {"prompt": "".join(f"<s> {m['role']} {m['content']} </s> " for m in body["messages"]) + "<s> bot"}
+    return FakeServer({"/tokenize": tokenize, "/apply-template": apply_template})
+
+
+def test_llama_cpp_server_counts_the_prompt_on_its_template(tmp_path: Path) -> None:
+    record = run_one(llama_cpp(), tmp_path)
+    assert record["usage_source"] == "counted"
+    # Each message renders as "<s> ROLE CONTENT </s>" (its words + 3), then "<s> bot" (2).
+    assert record["usage"]["prompt_tokens"] == BOS + sum(words(m["content"]) + 3 for m in MESSAGES) + 2
+    assert record["usage"]["completion_tokens"] == words(ANSWER)
+    assert record["usage_count"] == {"endpoint": "/tokenize", "prompt_estimated": False}
+
+
 def test_detection_happens_once_per_run(tmp_path: Path) -> None:
     server = llama_cpp_python()
 
@@ -228,6 +249,8 @@ def test_counted_figures_are_marked_and_a_mix_is_never_silent(tmp_path: Path) ->
     only_counted = cell_metrics([counted], {}, stream=False, currency="CNY")
     assert only_counted["completion_tokens"]["source"] == "counted"
     assert only_counted["prompt_tokens"]["prompt_estimated"] is True
+    assert "prompt_estimated" not in only_counted["completion_tokens"]  # counted on the output itself
+    assert only_counted["cost"]["prompt_estimated"] is True
     assert only_counted["cost"]["source"] == "counted"
     mixed = cell_metrics([counted, server], {}, stream=False, currency="CNY")
     assert mixed["prompt_tokens"]["source"] == "mixed"
