@@ -324,8 +324,10 @@ def cost_axis(cells: list[dict[str, Any]]) -> tuple[Criterion, str]:
             if i == 0:
                 currency = next((c["metrics"]["cost_per_1k_requests"].get("currency") for c in cells
                                  if option.value(c) is not None), "")
+                counted = next((source_title(c["metrics"]["cost_per_1k_requests"]) for c in cells
+                                if source_title(c["metrics"]["cost_per_1k_requests"])), "")
                 return Criterion(option.metric, option.field, f"{option.heading} ({currency})".replace(" ()", ""),
-                                 option.kind, False), ""
+                                 option.kind, False), (f"Cost from tokens {counted}." if counted else "")
             return option, (f"Cost is unknown (the server reported no token usage), so {option.heading} "
                             "stands in for it.")
     return options[-1], "No cost, token or latency figures were measured."
