@@ -35,6 +35,7 @@ from evalharness.store import (
     write_json,
 )
 from evalharness.summary import build_summary
+from evalharness.tokens import TokenCounter
 from evalharness.transport import run_async
 
 
@@ -159,14 +160,18 @@ async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, 
                    spent: float = 0.0) -> None:
     cfg = loaded.config
     writer = ResultWriter(run_dir)
+    key = loaded.api_key()
+    counter = TokenCounter(target["base_url"], target["model"], timeout_s=cfg.run.timeout_s,
+                           headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})})
     try:
-        async with ChatClient(target["base_url"], api_key=loaded.api_key(), headers=cfg.target.headers,
+        async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
                               timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
             runner = Runner(chat, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
-                            api_key_env=cfg.target.api_key_env, progress=Progress())
+                            api_key_env=cfg.target.api_key_env, progress=Progress(), counter=counter)
             await runner.run(todo, total=len(todo), spent=spent)
     finally:
         writer.close()
+        await counter.aclose()
 
 
 def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:

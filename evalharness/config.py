@@ -62,11 +62,17 @@ class Target(_Strict):
 
 
 class Pricing(_Strict):
-    """Price per 1,000 tokens; cost is computed from the usage the server reports."""
+    """Price per 1,000 tokens; cost is computed from the usage the server reports (or, where it reports
+    none, from the tokens counted with its tokenizer).
+
+    ``cached_input_per_1k`` prices the prompt tokens a server reports as served from its prompt cache
+    (``usage.prompt_tokens_details.cached_tokens``); unset, they cost the same as other prompt tokens.
+    """
 
     currency: str = "USD"
     input_per_1k: float = Field(0.0, ge=0)
     output_per_1k: float = Field(0.0, ge=0)
+    cached_input_per_1k: float | None = Field(None, ge=0)
 
 
 class RunOptions(_Strict):

@@ -9,8 +9,9 @@ recorded item is never sent again.
 
 Budget: before each attempt the worst case (estimated prompt + max_tokens) is reserved; after it, the cost
 from ``usage`` is charged, or the whole worst case when the server reported no usage for an attempt it
-may have billed. ``budget_charge`` in a record is what the item was charged, so a resumed run starts
-from what the earlier part spent.
+may have billed (tokens counted with the server's tokenizer afterwards are for the reports, not the budget:
+a counted prompt may be an estimate, and a budget must not under-charge). ``budget_charge`` in a record is
+what the item was charged, so a resumed run starts from what the earlier part spent.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from evalharness.plan import WorkItem
 from evalharness.progress import Progress
 from evalharness.ratelimit import RateLimiter
 from evalharness.store import ResultWriter
+from evalharness.tokens import Counted, TokenCounter
+from evalharness.usage import cached_saving, cost_of
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 RETRY_KINDS = frozenset({kinds.TIMEOUT, kinds.CONNECT, kinds.STREAM_BROKEN, kinds.STREAM_INCOMPLETE})
@@ -79,14 +82,6 @@ def failure_hint(outcome: Outcome, api_key_env: str | None) -> str | None:
     if outcome.status in (400, 422):
         return "the server rejected the request body; a parameter may be unsupported by this server"
     return None
-
-
-def cost_of(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
-    if not usage:
-        return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    return prompt / 1000 * pricing.input_per_1k + completion / 1000 * pricing.output_per_1k
 
 
 def tokens_used(usage: dict[str, Any] | None) -> int | None:
@@ -134,8 +129,10 @@ class Runner:
 
     def __init__(self, chat: ChatClient, *, model: str, options: RunOptions, pricing: Pricing,
                  writer: ResultWriter, api_key_env: str | None = None, progress: Progress | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, counter: TokenCounter | None = None) -> None:
         self.chat = chat
+        # Counts tokens for responses that carry no usage (see tokens.py); None: such responses stay uncounted.
+        self.counter = counter
         self.model = model
         self.options = options
         self.pricing = pricing
@@ -293,10 +290,23 @@ class Runner:
             if not await self._unless_interrupted(asyncio.sleep(wait)):
                 return None
         assert started is not None
-        return self._record(item, outcome, attempts, started, charged, cost)
+        counted = await self._count(body, outcome)
+        if counted is not None:
+            cost = cost_of(counted.usage, self.pricing)
+        return self._record(item, outcome, attempts, started, charged, cost, counted)
+
+    async def _count(self, body: dict[str, Any], outcome: Outcome) -> Counted | None:
+        """Token counts from the server's tokenizer for a completed response that carried no usage.
+
+        Called once the response is timed and before the record is written: the tokenize requests are in
+        no measured interval, and the next item's queue time starts after them.
+        """
+        if self.counter is None or outcome.usage is not None or not outcome.ok:
+            return None
+        return await self.counter.count(body, outcome)
 
     def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
-                charged: float, cost: float | None) -> dict[str, Any]:
+                charged: float, cost: float | None, counted: Counted | None = None) -> dict[str, Any]:
         error = outcome.error
         if not outcome.ok and not is_retryable(outcome):
             hint = failure_hint(outcome, self.api_key_env)
@@ -307,8 +317,12 @@ class Runner:
             "repeat": item.repeat, "params": item.params, "started_at": started,
             "ok": outcome.ok, "http_status": outcome.status, "error_kind": outcome.error_kind, "error": error,
             "content": outcome.content, "reasoning": outcome.reasoning, "tool_calls": outcome.tool_calls,
-            "finish_reason": outcome.finish_reason, "usage": outcome.usage,
-            "cost": cost, "budget_charge": charged, "logprobs": outcome.logprobs,
+            "finish_reason": outcome.finish_reason, "usage": counted.usage if counted else outcome.usage,
+            # Counted usage is marked as such on the record and in every figure built from it.
+            "usage_source": "server" if outcome.usage else "counted" if counted else None,
+            "usage_count": counted.describe() if counted else None,
+            "cost": cost, "cached_saving": cached_saving(outcome.usage, self.pricing),
+            "budget_charge": charged, "logprobs": outcome.logprobs,
             # Timings are those of the last attempt; queue_s is its wait for a rate limit (not the backoff).
             "timings": {"queue_s": attempts[-1]["queue_s"], "ttft_s": outcome.ttft_s, "ttfc_s": outcome.ttfc_s,
                         "e2e_s": outcome.e2e_s, "chunk_times": outcome.chunk_times},

@@ -9,6 +9,14 @@ from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
 from evalharness.regress import Baselines, Population, RunData, baseline_verdicts, cell_comparisons
 from evalharness.scoring.metrics import CaseSpec, cell_metrics
+from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_source
+
+
+def _totals_source(records: list[dict[str, Any]]) -> str | None:
+    """``server``, ``counted`` or ``mixed`` for the run's token totals; None when no record has usage."""
+    if not any(usage_source(r) for r in records):
+        return None
+    return str(source_fields(records).get("source", SERVER))
 
 
 def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, complete: bool,
@@ -40,6 +48,12 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         "completion_tokens": sum(u.get("completion_tokens") or 0 for u in usages),
         "cost": sum(r.get("cost") or 0.0 for r in records),
         "usage_reported": sum(bool(u) for u in usages),
+        # Where the token and cost totals came from: see usage.source_fields (no mark: the server's usage).
+        "usage_source": _totals_source(records),
+        "usage_sources": dict(Counter(usage_source(r) or "none" for r in records)),
+        "prompt_tokens_estimated": any(prompt_estimated(r) for r in records),
+        "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),
+        "cached_saving": sum(r.get("cached_saving") or 0.0 for r in records),
         "currency": currency,
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }

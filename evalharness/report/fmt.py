@@ -75,3 +75,44 @@ def gate_value(gate: dict[str, Any], digits: int = 4) -> str:
     if case:
         return str(case["counts"])
     return "–" if gate.get("value") is None else f"{gate['value']:.{digits}g}"
+
+
+def source_mark(metric: dict[str, Any]) -> str:
+    """What a token or cost figure built from counted usage carries in a table: `` (counted)``, or
+    `` (partly counted)`` when its records mix server and counted usage; "" for the server's own figures."""
+    return {"counted": " (counted)", "mixed": " (partly counted)"}.get(str(metric.get("source")), "")
+
+
+def source_title(metric: dict[str, Any]) -> str:
+    """The tooltip that explains ``source_mark``."""
+    source = metric.get("source")
+    if source not in ("counted", "mixed"):
+        return ""
+    if source == "counted":
+        text = "counted with the server's tokenizer: the server reported no usage"
+    else:
+        sources = metric.get("sources") or {}
+        text = (f"{sources.get('server', 0)} responses with the server's usage and {sources.get('counted', 0)} "
+                f"counted with its tokenizer")
+    if metric.get("prompt_estimated"):
+        text += "; prompt tokens estimated without the chat template"
+    return text
+
+
+def usage_note(totals: dict[str, Any]) -> str:
+    """How a run's token and cost totals were obtained, where they are not simply the server's usage."""
+    source = totals.get("usage_source")
+    if source not in ("counted", "mixed"):
+        return ""
+    sources = totals.get("usage_sources") or {}
+    return source_title({"source": source, "sources": sources,
+                         "prompt_estimated": totals.get("prompt_tokens_estimated")})
+
+
+def cached_note(totals: dict[str, Any]) -> str:
+    """Cached prompt tokens and what they saved, where the server reported any."""
+    if not totals.get("cached_tokens"):
+        return ""
+    currency = f" {totals['currency']}" if totals.get("currency") else ""
+    saving = totals.get("cached_saving") or 0.0
+    return f"{totals['cached_tokens']:,} cached prompt tokens, saving {saving:.6f}{currency}"

@@ -1,5 +1,8 @@
 """results.csv: one row per record, timings and usage flattened, for spreadsheets and dataframes.
 
+``usage_source`` says where a row's token counts came from: ``server`` (its usage), ``counted`` (the
+server's tokenizer, the server having sent none) or empty (no counts).
+
 Model output is untrusted: a cell starting with ``=``, ``+``, ``-``, ``@`` (or a tab / carriage return)
 would run as a formula when the file is opened in a spreadsheet, so such free-text cells get a leading
 ``'`` (OWASP's advice). The exact text is in results.jsonl.
@@ -16,6 +19,7 @@ from typing import Any
 
 from evalharness.report.outcomes import Outcomes
 from evalharness.store import attempt_count
+from evalharness.usage import cached_tokens, usage_source
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TIMINGS = ("queue_s", "ttft_s", "ttfc_s", "e2e_s")
@@ -39,8 +43,8 @@ def _json(value: Any) -> str:
 def columns(axes: list[str]) -> list[str]:
     return ["item_id", "cell_id", "setting", *(f"param.{a}" for a in axes), "suite", "case_id", "repeat",
             "started_at", "ok", "http_status", "error_kind", "error", "passed", "failures", "finish_reason",
-            *TIMINGS, "chunks", *USAGE, "reasoning_tokens", "cost", "attempts", "response_id", "params",
-            "content", "reasoning", "tool_calls"]
+            *TIMINGS, "chunks", *USAGE, "reasoning_tokens", "cached_tokens", "usage_source", "cost", "attempts",
+            "response_id", "params", "content", "reasoning", "tool_calls"]
 
 
 def write_csv(run_dir: Path, summary: dict[str, Any], records: list[dict[str, Any]], outcomes: Outcomes) -> Path:
@@ -129,7 +133,8 @@ def _lines(summary: dict[str, Any], records: list[dict[str, Any]], outcomes: Out
             field(usage.get("prompt_tokens")), field(usage.get("completion_tokens")),
             field(usage.get("total_tokens")),
             field((usage.get("completion_tokens_details") or empty).get("reasoning_tokens")),
-            field(r.get("cost")), str(attempt_count(r)), field(r.get("response_id")), params_json[1],
+            field(cached_tokens(usage)), field(usage_source(r)), field(r.get("cost")), str(attempt_count(r)),
+            field(r.get("response_id")), params_json[1],
             text(r.get("content")), text(r.get("reasoning")),
             "" if tool_calls is None else field(_json(tool_calls)),
         )) + "\r\n"

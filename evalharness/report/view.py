@@ -10,7 +10,18 @@ from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
 from evalharness.report.comparisons import comparisons_view
 from evalharness.report.drilldown import determinism_view, drilldown_view
-from evalharness.report.fmt import fmt, fmt_duration, fmt_interval, gate_bound, gate_subject, gate_value
+from evalharness.report.fmt import (
+    cached_note,
+    fmt,
+    fmt_duration,
+    fmt_interval,
+    gate_bound,
+    gate_subject,
+    gate_value,
+    source_mark,
+    source_title,
+    usage_note,
+)
 from evalharness.report.heatmap import build_heatmaps
 from evalharness.report.outcomes import Outcomes
 from evalharness.report.ranking import (
@@ -67,6 +78,7 @@ TABLE_COLUMNS: list[tuple[str, str, str, str, str]] = [
     ("cost", "reasoning_tokens", "mean", "reasoning tokens/req", "num"),
     ("cost", "cost", "value", "cost", "money"),
     ("cost", "cost_per_1k_requests", "value", "cost / 1k req", "money"),
+    ("cost", "cached_tokens", "mean", "cached prompt tokens/req", "num"),
 ]
 MAX_LEADERBOARD = 10
 STANDING_TEXT = {"leader": "leader", "overlaps": "≈ overlaps", "worse": "clearly worse", "not measured": "not measured"}
@@ -90,7 +102,10 @@ def cell_value(metric: dict[str, Any] | None, field: str, kind: str) -> dict[str
     title = f"95% interval {interval}" if interval else ""
     if "n" in metric:
         title += f" (n={metric['n']})"
-    return {"text": fmt(value, kind), "interval": interval, "title": title.strip(), "sort": f"{value:.6g}"}
+    title = f"{title} {source_title(metric)}" if source_title(metric) else title
+    approx = "≈" if metric.get("prompt_estimated") else ""
+    return {"text": approx + fmt(value, kind) + source_mark(metric), "interval": interval, "title": title.strip(),
+            "sort": f"{value:.6g}"}
 
 
 def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]],
@@ -148,8 +163,15 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
     if totals["requests"] and not totals.get("usage_reported", True):
         items.append(("tokens and cost", "not reported by the server"))
     else:
-        items += [("tokens in / out", f"{totals['prompt_tokens']:,} / {totals['completion_tokens']:,}"),
-                  ("cost", f"{totals['cost']:.4g} {totals['currency']}")]
+        note = usage_note(totals)
+        mark = " (counted)" if totals.get("usage_source") == "counted" else " (partly counted)" if note else ""
+        approx = "≈" if totals.get("prompt_tokens_estimated") else ""
+        items += [("tokens in / out", f"{approx}{totals['prompt_tokens']:,} / {totals['completion_tokens']:,}{mark}"),
+                  ("cost", f"{approx}{totals['cost']:.4g} {totals['currency']}{mark}")]
+        if note:
+            items.append(("token counts", note))
+        if cached_note(totals):
+            items.append(("prompt cache", cached_note(totals)))
     items.append(("run time", fmt_duration(run_time(records))))
     return {"items": items, "failed_gates": _gates(failed[:MAX_HEADER_GATES]),
             "more_failed_gates": max(0, len(failed) - MAX_HEADER_GATES),
@@ -303,8 +325,10 @@ def cost_axis(cells: list[dict[str, Any]]) -> tuple[Criterion, str]:
             if i == 0:
                 currency = next((c["metrics"]["cost_per_1k_requests"].get("currency") for c in cells
                                  if option.value(c) is not None), "")
+                counted = next((source_title(c["metrics"]["cost_per_1k_requests"]) for c in cells
+                                if source_title(c["metrics"]["cost_per_1k_requests"])), "")
                 return Criterion(option.metric, option.field, f"{option.heading} ({currency})".replace(" ()", ""),
-                                 option.kind, False), ""
+                                 option.kind, False), (f"Cost from tokens {counted}." if counted else "")
             return option, (f"Cost is unknown (the server reported no token usage), so {option.heading} "
                             "stands in for it.")
     return options[-1], "No cost, token or latency figures were measured."

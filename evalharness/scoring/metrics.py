@@ -17,6 +17,7 @@ from evalharness.scoring.checks import check_expect, extract_answer, is_json, is
 from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.store import attempt_count
 from evalharness.suites import Expect, Extractor
+from evalharness.usage import cached_tokens, source_fields
 
 Metric = dict[str, Any]
 
@@ -28,7 +29,7 @@ CATALOGUE: tuple[str, ...] = (
     "json_valid_rate", "json_valid_lenient_rate", "schema_valid_rate",
     "pass_rate",
     "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "itl_s", "decode_tps", "queue_s",
-    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost", "cost_per_1k_requests",
+    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost", "cost_per_1k_requests", "cached_tokens",
 )
 #: Rates scored 0 or 1 per completed sample (see ``sample_scores``), and why one may not apply.
 SAMPLE_RATES: dict[str, str] = {
@@ -284,30 +285,51 @@ def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metri
 
 
 def _cost(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]:
-    def total(values: list[int | None], what: str) -> Metric:
-        known = [v for v in values if v is not None]
+    """Token and cost totals; each figure built from counted usage says so (``usage.source_fields``)."""
+    def total(values: list[int | None], what: str, *, of_prompt: bool = False) -> Metric:
+        known = [(v, r) for v, r in zip(values, records, strict=True) if v is not None]
         if not known:
             return na(f"the server reported no {what}")
-        return {"value": int(sum(known)), "mean": sum(known) / len(known), "n": len(known)}
+        marks = source_fields(r for _, r in known)
+        if not of_prompt:  # an estimated prompt count says nothing about the other counts
+            marks.pop("prompt_estimated", None)
+        return {"value": int(sum(v for v, _ in known)), "mean": sum(v for v, _ in known) / len(known),
+                "n": len(known), **marks}
 
     def counts(values: Iterable[Any]) -> list[int | None]:  # as _usage reads each
         return [int(v) if isinstance(v, (int, float)) else None for v in values]
 
-    costs = [r["cost"] for r in records if r.get("cost") is not None]
+    priced = [r for r in records if r.get("cost") is not None]
+    costs = [r["cost"] for r in priced]
     usages = [r.get("usage") or _NO_USAGE for r in records]
     out = {
-        "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage"),
+        "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage",
+                               of_prompt=True),
         "completion_tokens": total(counts(u.get("completion_tokens") for u in usages), "completion_tokens in usage"),
         "reasoning_tokens": total(counts((u.get("completion_tokens_details") or _NO_USAGE).get("reasoning_tokens")
                                          for u in usages), "completion_tokens_details.reasoning_tokens"),
+        "cached_tokens": total([cached_tokens(u) for u in usages], "prompt_tokens_details.cached_tokens"),
     }
+    if out["cached_tokens"]["value"] is not None:
+        out["cached_tokens"].update(saving=float(sum(r.get("cached_saving") or 0.0 for r in records)),
+                                    currency=currency)
     if costs:
-        out["cost"] = {"value": float(sum(costs)), "currency": currency, "n": len(costs)}
+        marks = source_fields(priced)
+        out["cost"] = {"value": float(sum(costs)), "currency": currency, "n": len(costs), **marks}
         out["cost_per_1k_requests"] = {"value": 1000 * float(sum(costs)) / len(costs), "currency": currency,
-                                       "n": len(costs)}
+                                       "n": len(costs), **marks}
     else:
         out["cost"] = out["cost_per_1k_requests"] = na("no usage reported, so no cost")
     return out
+
+
+def _mark_token_latencies(metrics: dict[str, Metric], records: Sequence[dict[str, Any]]) -> None:
+    """tpot_s and decode_tps divide by completion tokens: say so where those were counted."""
+    marks = source_fields(r for r in records if _usage(r, "completion_tokens"))
+    marks.pop("prompt_estimated", None)  # they use no prompt tokens
+    for name in ("tpot_s", "decode_tps"):
+        if marks and metrics[name].get("value", metrics[name].get("p50")) is not None:
+            metrics[name].update(marks)
 
 
 def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], *, stream: bool,
@@ -343,6 +365,7 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
         scores = scored[name]
         metrics[name] = rate(int(sum(scores)), len(scores)) if scores else na(reason)
     metrics.update(_latency(ok, stream))
+    _mark_token_latencies(metrics, ok)
     metrics.update(_cost(records, currency))
     return {name: metrics[name] for name in CATALOGUE}
 

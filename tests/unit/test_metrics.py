@@ -150,7 +150,8 @@ def _assert_every_metric_is_measured_or_explained(summary: dict[str, Any]) -> di
 def test_every_catalogue_metric_is_in_the_summary_when_it_applies() -> None:
     cases = {"s/j": CaseSpec(expect=Expect(json_valid=True), schema={"type": "object"},
                              extract=Extractor(json_pointer="/a"))}
-    usage = {"prompt_tokens": 5, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 1}}
+    usage = {"prompt_tokens": 5, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 1},
+             "prompt_tokens_details": {"cached_tokens": 2}}
     records = [rec("j", r, '{"a": 1}', usage=usage, cost=0.01, chunks=[0.1, 0.2, 0.3], attempts=1 + r)
                for r in range(3)]
     records[2]["content"] = '{"a": 2}'
@@ -168,7 +169,7 @@ def test_a_metric_that_cannot_apply_is_null_with_a_reason_never_zero() -> None:
                                                                     complete=True))
     for name in ("exact_match_rate", "first_divergence", "json_valid_rate", "schema_valid_rate", "pass_rate",
                  "ttft_s", "ttfc_s", "tpot_s", "itl_s", "decode_tps", "prompt_tokens", "completion_tokens",
-                 "reasoning_tokens", "cost", "cost_per_1k_requests"):
+                 "reasoning_tokens", "cost", "cost_per_1k_requests", "cached_tokens"):
         assert m[name]["value"] is None, name
     assert "stream" in m["ttft_s"]["reason"] and "repeats" in m["exact_match_rate"]["reason"]
     assert m["requests"]["value"] == 1 and m["errors"]["value"] == 0 and m["e2e_s"]["n"] == 1

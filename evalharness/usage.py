@@ -1,0 +1,95 @@
+"""Reading token usage: where a record's counts came from, cached prompt tokens, and pricing.
+
+Pure functions of a record's ``usage`` and the config's price table (no I/O): the runner prices each
+response with them, and scoring and reports read the stored records with them.
+
+``usage_source`` says where a record's counts came from: ``"server"`` (the response's own ``usage``, used as
+it is), ``"counted"`` (the server sent none, so the harness counted the tokens with the server's tokenizer;
+see ``tokens.py``) or ``None`` (no counts at all). A figure summed over records of both kinds is ``"mixed"``
+and says how many of each it holds: the two are never added up silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # config imports the metric catalogue, which reads usage through this module
+    from evalharness.config import Pricing
+
+SERVER = "server"
+COUNTED = "counted"
+MIXED = "mixed"
+UsageSource = Literal["server", "counted"]
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def cached_tokens(usage: dict[str, Any] | None) -> int | None:
+    """``usage.prompt_tokens_details.cached_tokens`` (prompt tokens served from the server's prompt cache),
+    or None where the server does not say. Never more than the prompt itself."""
+    details = (usage or {}).get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+    if cached is None:
+        return None
+    prompt = _count((usage or {}).get("prompt_tokens"))
+    return max(0, min(cached, prompt)) if prompt is not None else max(0, cached)
+
+
+def cached_rate(pricing: Pricing) -> float:
+    """Price per 1,000 cached prompt tokens: ``cached_input_per_1k``, else the ordinary input price."""
+    return pricing.input_per_1k if pricing.cached_input_per_1k is None else pricing.cached_input_per_1k
+
+
+def cost_of(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
+    """What a response cost: uncached prompt tokens at the input price, cached ones at the cached price,
+    completion tokens at the output price. None without usage."""
+    if not usage:
+        return None
+    prompt = _count(usage.get("prompt_tokens")) or 0
+    completion = _count(usage.get("completion_tokens")) or 0
+    cached = cached_tokens(usage) or 0
+    return ((prompt - cached) / 1000 * pricing.input_per_1k + cached / 1000 * cached_rate(pricing)
+            + completion / 1000 * pricing.output_per_1k)
+
+
+def cached_saving(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
+    """How much less the cached prompt tokens cost than at the input price; None when none were reported."""
+    cached = cached_tokens(usage)
+    if cached is None:
+        return None
+    return cached / 1000 * (pricing.input_per_1k - cached_rate(pricing))
+
+
+def usage_source(record: dict[str, Any]) -> UsageSource | None:
+    """Where a record's token counts came from (records stored before the field existed: their usage was
+    the server's, when they have any)."""
+    source = record.get("usage_source", SERVER if record.get("usage") else None)
+    return source if source in (SERVER, COUNTED) else None
+
+
+def prompt_estimated(record: dict[str, Any]) -> bool:
+    """Whether a record's prompt tokens were counted on an approximation of the chat template."""
+    count = record.get("usage_count")
+    return bool(isinstance(count, dict) and count.get("prompt_estimated"))
+
+
+def source_fields(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """How a figure summed over ``records`` is marked: ``source`` (server, counted or mixed), for a mixed one
+    ``sources`` (records of each kind), and ``prompt_estimated`` where counted prompts were approximations.
+
+    Empty when every record's counts are the server's (or there are none): such figures carry no mark.
+    """
+    records = list(records)
+    kinds: Counter[str] = Counter(source for source in map(usage_source, records) if source is not None)
+    if not kinds or set(kinds) == {SERVER}:
+        return {}
+    out: dict[str, Any] = {"source": COUNTED if set(kinds) == {COUNTED} else MIXED}
+    if out["source"] == MIXED:
+        out["sources"] = {SERVER: kinds[SERVER], COUNTED: kinds[COUNTED]}
+    if any(prompt_estimated(r) for r in records):
+        out["prompt_estimated"] = True
+    return out
