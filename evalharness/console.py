@@ -83,7 +83,7 @@ def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
             verdict = "pass" if g["passed"] else "FAIL"
             where = g.get("label") or g.get("cell_id") or "run"
             value = "–" if g["value"] is None else f"{g['value']:.4g}"
-            failing = g.get("cases") or []
+            failing = g.get("failing_cases") or []
             # A per_case failure lists its cases below, one a line, instead of in the reason.
             reason = f"{len(failing)} of {g['cases_checked']} cases fail:" if failing else g.get("reason", "")
             out.append(f"gate {verdict}: {metric} [{where}] = {value} (want {bound}) {reason}".rstrip())

@@ -22,19 +22,14 @@ def metric_value(metrics: dict[str, Any], path: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def effective_params(cell_params: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
-    """The parameters a cell's requests carry before any case's own: the config's defaults, then the cell's
-    axes (an axis set to null removes a default, as it does in the request)."""
-    return merge_params(defaults or {}, cell_params)
-
-
 def matches_where(cell_params: dict[str, Any], where: dict[str, Any], defaults: dict[str, Any] | None) -> bool:
     """A gate's ``where`` holds for a cell: every key equals the cell's effective value (null: not sent).
 
-    A cell's params hold only its grid axes, so a parameter set in ``defaults`` is matched there; per-case
-    params are not, as a cell mixes cases.
+    A cell's params hold only its grid axes; its requests carry the config's defaults overlaid by them (an
+    axis set to null removes a default), and that is what ``where`` matches. Per-case params do not count:
+    a cell holds every case.
     """
-    params = effective_params(cell_params, defaults)
+    params = merge_params(defaults or {}, cell_params)
     return all(params.get(key) == value for key, value in where.items())
 
 
@@ -52,7 +47,7 @@ def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str
     """A ``per_case`` gate in one cell: each case's share judged on its own; None when no case has a sample.
 
     ``value`` is the lowest share of any case (the highest, for a gate with only a max), so it fails exactly
-    when some case does; ``cases`` lists the failing ones, worst first, with their counts.
+    when some case does; ``failing_cases`` lists them, worst first, with their counts.
     """
     shares = {case: (s, n) for case, (s, n) in counts.items() if n}
     if not shares:
@@ -64,7 +59,7 @@ def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str
     failing = [{"case": case, "successes": s, "n": n, "value": s / n} for case, s, n in outside]
     values = [s / n for s, n in shares.values()]
     out: dict[str, Any] = {"value": min(values) if low_is_bad else max(values), "passed": not failing,
-                           "cases": failing, "cases_checked": len(shares)}
+                           "failing_cases": failing, "cases_checked": len(shares)}
     if failing:
         named = ", ".join(f"{c['case']} {c['successes']}/{c['n']}" for c in failing[:REASON_CASES])
         more = f" and {len(failing) - REASON_CASES} more" if len(failing) > REASON_CASES else ""

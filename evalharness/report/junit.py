@@ -41,12 +41,12 @@ def _gate_name(gate: dict[str, Any]) -> str:
 
 def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
     # A failed per_case gate is one test case per failing case.
-    failures = sum(len(g["cases"]) if g.get("cases") else int(not g["passed"]) for g in gates)
-    tests = sum(len(g["cases"]) if g.get("cases") else 1 for g in gates)
+    failures = sum(len(g["failing_cases"]) if g.get("failing_cases") else int(not g["passed"]) for g in gates)
+    tests = sum(len(g["failing_cases"]) if g.get("failing_cases") else 1 for g in gates)
     suite = _el(root, "testsuite", name="gates", tests=str(tests), failures=str(failures), errors="0",
                 skipped="0", time="0")
     for gate in gates:
-        if gate.get("cases"):
+        if gate.get("failing_cases"):
             _failing_cases(suite, gate)
             continue
         case = _el(suite, "testcase", classname="evalharness.gates", name=_gate_name(gate), time="0")
@@ -58,7 +58,7 @@ def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
 
 def _failing_cases(suite: ET.Element, gate: dict[str, Any]) -> None:
     """A failed ``per_case`` gate: a failing test case per case outside the bound, named by suite/id."""
-    for found in gate["cases"]:
+    for found in gate["failing_cases"]:
         case = _el(suite, "testcase", classname="evalharness.gates", name=f"{_gate_name(gate)} {found['case']}",
                    time="0")
         message = f"{gate['metric']} of {case_count(found)} (want {gate_bound(gate, ascii_only=True)})"

@@ -82,7 +82,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
                   "| gate | setting | value | bound | verdict |", "|---|---|---|---|---|"]
         half = budget // 2
         budget -= half - _rows(lines, [_gate_row(g) for g in gates], half, "gates")
-        failing = [(g, c) for g in gates for c in g.get("cases") or []]
+        failing = [(g, c) for g in gates for c in g.get("failing_cases") or []]
         if failing:
             lines += ["", "Cases outside a per-case gate:", "", "| gate | setting | case | count | share |",
                       "|---|---|---|---|---|"]

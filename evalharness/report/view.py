@@ -174,13 +174,13 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
 def _gates(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for g in gates:
-        failing = [case_count(c) for c in g.get("cases") or []]
+        failing = [case_count(c) for c in g.get("failing_cases") or []]
         rows.append({"metric": g["metric"], "cell": g.get("label") or g.get("cell_id") or "run",
                      "value": "–" if g.get("value") is None else f"{g['value']:.4g}", "bound": gate_bound(g),
                      "passed": g["passed"],
                      # A per_case failure names its cases in a list of their own, not in the reason.
                      "reason": f"{len(failing)} of {g['cases_checked']} cases" if failing else g.get("reason", ""),
-                     "cases": failing})
+                     "cases": failing, "cases_text": ", ".join(failing)})
     return sorted(rows, key=lambda r: r["passed"])  # failures first
 
 

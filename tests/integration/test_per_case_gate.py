@@ -45,7 +45,7 @@ def test_a_per_case_gate_fails_naming_the_case_and_pass_k_is_reported(tmp_path: 
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["totals"]["errors"] == 0
     [gate] = summary["gates"]
-    assert gate["cases"] == [{"case": "flaky/never", "successes": 0, "n": 4, "value": 0.0}]
+    assert gate["failing_cases"] == [{"case": "flaky/never", "successes": 0, "n": 4, "value": 0.0}]
     metrics = summary["cells"][0]["metrics"]
     # anything: 4/4 passes, never: 0/4; at k = the 4 repeats, both estimators average 1 and 0.
     for name in ("pass_at_k", "pass_hat_k"):

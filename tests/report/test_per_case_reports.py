@@ -33,7 +33,8 @@ def test_the_console_lists_each_failing_case_with_its_counts(reported: tuple[Pat
 
 def test_summary_json_names_the_failing_cases_per_cell(reported: tuple[Path, str]) -> None:
     summary = json.loads((reported[0] / "summary.json").read_text())
-    failing = {g["label"]: [(c["case"], c["successes"], c["n"]) for c in g["cases"]] for g in summary["gates"]}
+    failing = {g["label"]: [(c["case"], c["successes"], c["n"]) for c in g["failing_cases"]]
+               for g in summary["gates"]}
     assert failing == {"temperature=0 response_format=unset": [], "temperature=0 response_format=json_object": [],
                        "temperature=1.0 response_format=unset": [("json/person", 0, 2), ("qa/capital", 2, 3)],
                        "temperature=1.0 response_format=json_object": [("qa/capital", 2, 3)]}

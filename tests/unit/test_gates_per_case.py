@@ -28,21 +28,22 @@ def per_case(counts: dict[str, tuple[int, int]], **gate: Any) -> list[dict[str, 
 def test_a_per_case_gate_names_every_case_below_its_bound_worst_first() -> None:
     [v] = per_case(COUNTS, min=0.9)
     assert v["passed"] is False and v["value"] == 0.0 and v["cases_checked"] == 3
-    assert [(c["case"], c["successes"], c["n"]) for c in v["cases"]] == [("s/broken", 0, 10), ("s/flaky", 7, 10)]
+    failing = [(c["case"], c["successes"], c["n"]) for c in v["failing_cases"]]
+    assert failing == [("s/broken", 0, 10), ("s/flaky", 7, 10)]
     assert v["reason"] == "2 of 3 cases outside the bound: s/broken 0/10, s/flaky 7/10"
 
 
 def test_a_per_case_gate_passes_when_every_case_does_though_the_cell_mean_would_not_tell() -> None:
     [v] = per_case({"s/a": (9, 10), "s/b": (10, 10)}, min=0.9)
-    assert v["passed"] is True and v["cases"] == [] and v["value"] == 0.9
+    assert v["passed"] is True and v["failing_cases"] == [] and v["value"] == 0.9
     # The cell's mean of 0.57 passes a plain gate at 0.5 that one broken case fails per case.
     assert evaluate_gates([Gate(metric="pass_rate", min=0.5)], [CELL], {})[0]["passed"] is True
-    assert per_case(COUNTS, min=0.5)[0]["cases"][0]["case"] == "s/broken"
+    assert per_case(COUNTS, min=0.5)[0]["failing_cases"][0]["case"] == "s/broken"
 
 
 def test_a_per_case_max_bounds_each_case_error_share() -> None:
     [v] = per_case({"s/a": (0, 4), "s/b": (2, 4)}, metric="error_rate", max=0.25)
-    assert v["passed"] is False and v["value"] == 0.5 and [c["case"] for c in v["cases"]] == ["s/b"]
+    assert v["passed"] is False and v["value"] == 0.5 and [c["case"] for c in v["failing_cases"]] == ["s/b"]
 
 
 def test_a_per_case_gate_no_case_can_measure_fails_and_says_why() -> None:
@@ -96,7 +97,7 @@ def test_summary_judges_per_case_gates_from_the_records_and_reports_pass_k() -> 
                             complete=True)
     [v] = summary["gates"]
     assert summary["passed"] is False and v["per_case"] is True
-    assert v["cases"] == [{"case": "s/b", "successes": 1, "n": 4, "value": 0.25}]
+    assert v["failing_cases"] == [{"case": "s/b", "successes": 1, "n": 4, "value": 0.25}]
     metrics = summary["cells"][0]["metrics"]
     assert metrics["pass_rate"]["value"] == 0.75
     assert metrics["pass_hat_k"]["k"] == 4 and metrics["pass_hat_k"]["value"] == pytest.approx(2 / 3)
