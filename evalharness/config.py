@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalharness.errors import ConfigError
 from evalharness.params import PARAM_NAMES, RequestParams
-from evalharness.scoring.metrics import CATALOGUE
+from evalharness.scoring.metrics import CATALOGUE, PER_CASE_RATES
 from evalharness.scoring.paired import COMPARABLE, split_metric
 from evalharness.suites import Suite, load_suite
 from evalharness.thinking import SwitchMessage, ThinkingVia, normalize_thinking
@@ -94,6 +94,9 @@ class Gate(_Strict):
     complete run of this config) it is a regression check instead: it fails when the metric got worse than
     the baseline by more than ``max_drop`` (rates, in rate points: 0.05 = 5 points) or ``max_rise``
     (``error_rate`` in rate points; latencies relative: 0.2 = 20% slower), judged on its 95% interval.
+
+    With ``per_case: true`` the bound applies to each case's own share of its samples within each matching
+    cell (``{metric: pass_rate, per_case: true, min: 0.9}``: no case may pass fewer than 90% of its repeats).
     """
 
     metric: str
@@ -103,6 +106,7 @@ class Gate(_Strict):
     baseline: str | None = Field(None, min_length=1)
     max_drop: float | None = Field(None, ge=0)
     max_rise: float | None = Field(None, ge=0)
+    per_case: bool = False
     #: The question a baseline gate asks: did *this suite* change (``suite``, the default: cases fixed,
     #: repeats random) or would *cases like these* (``cases``: clustered by case, needs many cases).
     population: Literal["suite", "cases"] = "suite"
@@ -143,6 +147,8 @@ class Config(_Strict):
     defaults: RequestParams = Field(default_factory=RequestParams)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     repeats: int = Field(1, ge=1, le=10_000)
+    # The k of pass_at_k and pass_hat_k; unset, it is the repeats ("did every repeat pass?").
+    pass_k: int | None = Field(None, ge=1)
     run: RunOptions = Field(default_factory=RunOptions)
     gates: list[Gate] = Field(default_factory=list)
 
@@ -216,6 +222,9 @@ def load_config(path: str | Path) -> LoadedConfig:
             raise doc.error(("suites", i), f"two suites are named {suite.name!r}")
         seen[suite.name] = i
         suites.append(suite)
+    if config.pass_k is not None and config.pass_k > config.repeats:
+        raise doc.error(("pass_k",), f"pass_k ({config.pass_k}) exceeds repeats ({config.repeats})",
+                        hint="pass@k and pass^k are estimated from at least k samples of each case")
     for i, gate in enumerate(config.gates):
         for key in gate.where:
             if key not in config.grid and key not in PARAM_NAMES:
@@ -244,6 +253,8 @@ def _select(doc: YamlDoc, i: int, ref: SuiteRef, suite: Suite) -> Suite:
 def _gate_problem(gate: Gate, folder: Path) -> tuple[str, str] | None:
     """What is wrong with a gate's metric or baseline, as (key, message); None when nothing is."""
     name = gate.metric.partition(".")[0]
+    if gate.per_case:
+        return _per_case_problem(gate)
     if gate.baseline is None:
         if name != "totals" and name not in CATALOGUE:
             return "metric", f"unknown metric {name!r}; metrics are {', '.join(CATALOGUE)}, or totals.<field>"
@@ -262,4 +273,15 @@ def _gate_problem(gate: Gate, folder: Path) -> tuple[str, str] | None:
         if not (run_dir / "manifest.json").is_file():
             return "baseline", (f"{gate.baseline} is not a run directory (no manifest.json in {run_dir}); "
                                 f"give a run's folder, relative to this config, or previous")
+    return None
+
+
+def _per_case_problem(gate: Gate) -> tuple[str, str] | None:
+    """What keeps a ``per_case`` gate from bounding each case's share of its samples, if anything."""
+    if gate.baseline is not None:
+        return "per_case", ("per_case bounds each case's share within this run; a baseline gate compares runs "
+                            "(remove per_case, or baseline with max_drop / max_rise)")
+    if gate.metric not in PER_CASE_RATES:
+        return "per_case", (f"per_case works with the rates a case's samples score: {', '.join(PER_CASE_RATES)}; "
+                            f"not {gate.metric}")
     return None

@@ -6,7 +6,7 @@ from typing import Any
 
 from evalharness.plan import Estimate, Plan
 from evalharness.regress import describe_change, too_small
-from evalharness.report.fmt import cached_note, fmt, usage_note
+from evalharness.report.fmt import cached_note, case_count, fmt, usage_note
 from evalharness.report.ranking import best_setting
 from evalharness.report.view import CELL_COLUMNS, cell_value
 
@@ -63,14 +63,20 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
     return "\n".join(out)
 
 
+#: Failing cases a per_case gate lists per cell on the console; summary.json and the reports list all.
+CONSOLE_CASES = 20
+
+
 def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
     """One line per failed verdict; a gate that passed in every cell it applies to is one line."""
     out: list[str] = []
-    groups: dict[tuple[str, Any, Any, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, Any, Any, str, bool], list[dict[str, Any]]] = {}
     for g in gates:
-        groups.setdefault((g["metric"], g["min"], g["max"], repr(g.get("where"))), []).append(g)
-    for (metric, lo, hi, _), verdicts in groups.items():
-        bound = " ".join(x for x in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if x)
+        groups.setdefault((g["metric"], g["min"], g["max"], repr(g.get("where")), bool(g.get("per_case"))),
+                          []).append(g)
+    for (metric, lo, hi, _, per_case), verdicts in groups.items():
+        bound = " ".join(x for x in ("each case" if per_case else "", f">= {lo}" if lo is not None else "",
+                                     f"<= {hi}" if hi is not None else "") if x)
         if all(g["passed"] for g in verdicts) and len(verdicts) > 1:
             out.append(f"gate pass: {metric} (want {bound}) in all {len(verdicts)} cells it applies to")
             continue
@@ -78,7 +84,13 @@ def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
             verdict = "pass" if g["passed"] else "FAIL"
             where = g.get("label") or g.get("cell_id") or "run"
             value = "–" if g["value"] is None else f"{g['value']:.4g}"
-            out.append(f"gate {verdict}: {metric} [{where}] = {value} (want {bound}) {g.get('reason', '')}".rstrip())
+            failing = g.get("failing_cases") or []
+            # A per_case failure lists its cases below, one a line, instead of in the reason.
+            reason = f"{len(failing)} of {g['cases_checked']} cases fail:" if failing else g.get("reason", "")
+            out.append(f"gate {verdict}: {metric} [{where}] = {value} (want {bound}) {reason}".rstrip())
+            out += [f"  {case_count(c)}" for c in failing[:CONSOLE_CASES]]
+            if len(failing) > CONSOLE_CASES:
+                out.append(f"  … and {len(failing) - CONSOLE_CASES} more (all in summary.json)")
     return out
 
 

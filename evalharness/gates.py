@@ -5,9 +5,11 @@ Baseline gates (``baseline: DIR | previous``) compare with another run; they are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from evalharness.config import Gate
+from evalharness.params import merge_params
 
 
 def metric_value(metrics: dict[str, Any], path: str) -> float | None:
@@ -20,7 +22,14 @@ def metric_value(metrics: dict[str, Any], path: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _matches(params: dict[str, Any], where: dict[str, Any]) -> bool:
+def matches_where(cell_params: dict[str, Any], where: dict[str, Any], defaults: dict[str, Any] | None) -> bool:
+    """A gate's ``where`` holds for a cell: every key equals the cell's effective value (null: not sent).
+
+    A cell's params hold only its grid axes; its requests carry the config's defaults overlaid by them (an
+    axis set to null removes a default), and that is what ``where`` matches. Per-case params do not count:
+    a cell holds every case.
+    """
+    params = merge_params(defaults or {}, cell_params)
     return all(params.get(key) == value for key, value in where.items())
 
 
@@ -28,14 +37,50 @@ def _verdict(gate: Gate, value: float) -> bool:
     return (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
 
 
-def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[str, Any]
+#: Each case's (successes, samples) of a rate in a cell: ``case_counts(cell_id, metric)``.
+CaseCounts = Callable[[str, str], dict[str, tuple[int, int]]]
+#: Failing cases a verdict's reason names; summary.json lists them all.
+REASON_CASES = 5
+
+
+def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str, Any] | None:
+    """A ``per_case`` gate in one cell: each case's share judged on its own; None when no case has a sample.
+
+    ``value`` is the lowest share of any case (the highest, for a gate with only a max), so it fails exactly
+    when some case does; ``failing_cases`` lists them, worst first, with their counts.
+    """
+    shares = {case: (s, n) for case, (s, n) in counts.items() if n}
+    if not shares:
+        return None
+    low_is_bad = gate.min is not None
+    # Worst first; sorted by name before, so cases equally far out keep a stable order.
+    outside = sorted(((case, s, n) for case, (s, n) in sorted(shares.items()) if not _verdict(gate, s / n)),
+                     key=lambda c: c[1] / c[2] if low_is_bad else -c[1] / c[2])
+    failing = [{"case": case, "successes": s, "n": n, "value": s / n} for case, s, n in outside]
+    values = [s / n for s, n in shares.values()]
+    out: dict[str, Any] = {"value": min(values) if low_is_bad else max(values), "passed": not failing,
+                           "failing_cases": failing, "cases_checked": len(shares)}
+    if failing:
+        named = ", ".join(f"{c['case']} {c['successes']}/{c['n']}" for c in failing[:REASON_CASES])
+        more = f" and {len(failing) - REASON_CASES} more" if len(failing) > REASON_CASES else ""
+        out["reason"] = f"{len(failing)} of {len(shares)} cases outside the bound: {named}{more}"
+    return out
+
+
+def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[str, Any], *,
+                   defaults: dict[str, Any] | None = None, case_counts: CaseCounts | None = None
                    ) -> list[dict[str, Any]]:
-    """One verdict per gate and matching cell (or one for a ``totals.*`` gate)."""
+    """One verdict per gate and matching cell (or one for a ``totals.*`` gate).
+
+    ``defaults`` are the config's, for matching ``where``; ``case_counts`` gives ``per_case`` gates the
+    counts of each case in a cell (without it they cannot be judged and fail).
+    """
     verdicts: list[dict[str, Any]] = []
     for gate in gates:
         if gate.baseline is not None:  # judged against another run, in regress.baseline_verdicts
             continue
-        base = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where}
+        base = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where,
+                "per_case": gate.per_case}
         if gate.metric.startswith("totals."):
             value = totals.get(gate.metric.removeprefix("totals."))
             if not isinstance(value, (int, float)):
@@ -44,17 +89,23 @@ def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[
             else:
                 verdicts.append({**base, "cell_id": None, "value": value, "passed": _verdict(gate, value)})
             continue
-        matched = [c for c in cells if _matches(c["params"], gate.where)]
+        matched = [c for c in cells if matches_where(c["params"], gate.where, defaults)]
         measured = 0
         for cell in matched:
-            value = metric_value(cell["metrics"], gate.metric)
-            if value is None:
+            found = _cell_verdict(gate, cell, case_counts)
+            if found is None:
                 continue
             measured += 1
-            verdicts.append({**base, "cell_id": cell["cell_id"], "label": cell["label"], "value": value,
-                             "passed": _verdict(gate, value)})
+            verdicts.append({**base, "cell_id": cell["cell_id"], "label": cell["label"], **found})
         if not measured:
             reason = ("no cell matches where" if not matched else
                       f"no matching cell has a value for {gate.metric}")
             verdicts.append({**base, "cell_id": None, "value": None, "passed": False, "reason": reason})
     return verdicts
+
+
+def _cell_verdict(gate: Gate, cell: dict[str, Any], case_counts: CaseCounts | None) -> dict[str, Any] | None:
+    if gate.per_case:
+        return per_case_verdict(gate, case_counts(cell["cell_id"], gate.metric)) if case_counts else None
+    value = metric_value(cell["metrics"], gate.metric)
+    return None if value is None else {"value": value, "passed": _verdict(gate, value)}

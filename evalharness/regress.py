@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evalharness.config import Gate
+from evalharness.gates import matches_where
 from evalharness.plan import canonical
 from evalharness.scoring.cases import CASE_TEST_NAME, CASE_TESTED, CaseTest, case_tests, judge_cases
 from evalharness.scoring.compare import Change, quantile_ratio, rate_difference, verdict
@@ -448,8 +449,9 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
 def _matched_cells(baseline: RunData, run: RunData, where: dict[str, Any]
                    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     theirs = baseline.cell_by_params()
+    defaults = run.manifest["config"].get("defaults")
     return [(theirs[canonical(c["params"])], c) for c in run.cells
-            if canonical(c["params"]) in theirs and all(c["params"].get(k) == v for k, v in where.items())]
+            if canonical(c["params"]) in theirs and matches_where(c["params"], where, defaults)]
 
 
 def _explain(found: dict[str, Any], baseline_id: str) -> str:

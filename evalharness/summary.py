@@ -8,7 +8,7 @@ from typing import Any
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
 from evalharness.regress import Baselines, Population, RunData, baseline_verdicts, cell_comparisons
-from evalharness.scoring.metrics import CaseSpec, cell_metrics
+from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_source
 
 
@@ -33,12 +33,14 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
     by_cell: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_cell[record["cell_id"]].append(record)
+    # Unset pass_k (and runs made before it existed): the repeats.
+    pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
     cells = []
     for cell in manifest["plan"]["cells"]:
         rows = by_cell.get(cell["cell_id"], [])
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
                       "n": len(rows),
-                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency)})
+                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k)})
     usages = [r.get("usage") or {} for r in records]
     totals = {
         "requests": len(records),
@@ -59,7 +61,15 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
     }
     gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
     run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
-    verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals)
+    counted: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
+
+    def counts(cell_id: str, metric: str) -> dict[str, tuple[int, int]]:
+        if cell_id not in counted:  # only cells a per_case gate matches are counted
+            counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
+        return counted[cell_id].get(metric, {})
+
+    verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals,
+                              defaults=manifest["config"].get("defaults"), case_counts=counts)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
     return {

@@ -47,9 +47,10 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def gate_bound(gate: dict[str, Any], *, ascii_only: bool = False) -> str:
-    """What a gate wants: ``≥ 0.9``, ``≤ 5``, or for a baseline gate ``drop ≤ 0.05 vs previous``."""
+    """What a gate wants: ``≥ 0.9``, ``≤ 5``, ``each case ≥ 0.9`` (``per_case``), or for a baseline gate
+    ``drop ≤ 0.05 vs previous``."""
     ge, le = (">=", "<=") if ascii_only else ("≥", "≤")
-    parts = []
+    parts = ["each case"] if gate.get("per_case") else []
     if gate.get("min") is not None:
         parts.append(f"{ge} {gate['min']:g}")
     if gate.get("max") is not None:
@@ -116,3 +117,8 @@ def cached_note(totals: dict[str, Any]) -> str:
     currency = f" {totals['currency']}" if totals.get("currency") else ""
     saving = totals.get("cached_saving") or 0.0
     return f"{totals['cached_tokens']:,} cached prompt tokens, saving {saving:.6f}{currency}"
+
+
+def case_count(case: dict[str, Any]) -> str:
+    """A failing case of a ``per_case`` gate: ``mini/capital 7/10 (70.0%)``."""
+    return f"{case['case']} {case['successes']}/{case['n']} ({fmt(case['value'], 'rate')})"

@@ -1,5 +1,7 @@
 """junit.xml: a test case per gate and per case expectation in each cell, for CI test reporters.
 
+A ``per_case`` gate that fails is a failing test case per case outside its bound, named by suite/id.
+
 A case × cell test case fails when any of its samples misses the case's ``expect`` checks, and errors when
 a request failed; the message says how many and why. Cases without ``expect`` are listed as skipped. The
 exit code is decided by the gates alone; this file is for reading the details in CI.
@@ -13,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evalharness.report.fmt import gate_bound, gate_subject, gate_value
+from evalharness.report.fmt import case_count, gate_bound, gate_subject, gate_value
 from evalharness.report.outcomes import Outcomes, Pair
 
 # Characters XML 1.0 cannot carry even escaped (control characters, lone surrogates): model output may hold them.
@@ -38,15 +40,29 @@ def _gate_name(gate: dict[str, Any]) -> str:
 
 
 def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
-    failures = sum(not g["passed"] for g in gates)
-    suite = _el(root, "testsuite", name="gates", tests=str(len(gates)), failures=str(failures), errors="0",
+    # A failed per_case gate is one test case per failing case.
+    failures = sum(len(g["failing_cases"]) if g.get("failing_cases") else int(not g["passed"]) for g in gates)
+    tests = sum(len(g["failing_cases"]) if g.get("failing_cases") else 1 for g in gates)
+    suite = _el(root, "testsuite", name="gates", tests=str(tests), failures=str(failures), errors="0",
                 skipped="0", time="0")
     for gate in gates:
+        if gate.get("failing_cases"):
+            _failing_cases(suite, gate)
+            continue
         case = _el(suite, "testcase", classname="evalharness.gates", name=_gate_name(gate), time="0")
         if not gate["passed"]:
             value = "none" if gate.get("value") is None else gate_value(gate, 6)
             message = f"{gate['metric']} = {value}" + (f": {gate['reason']}" if gate.get("reason") else "")
             _el(case, "failure", message, message=message, type="gate")
+
+
+def _failing_cases(suite: ET.Element, gate: dict[str, Any]) -> None:
+    """A failed ``per_case`` gate: a failing test case per case outside the bound, named by suite/id."""
+    for found in gate["failing_cases"]:
+        case = _el(suite, "testcase", classname="evalharness.gates", name=f"{_gate_name(gate)} {found['case']}",
+                   time="0")
+        message = f"{gate['metric']} of {case_count(found)} (want {gate_bound(gate, ascii_only=True)})"
+        _el(case, "failure", message, message=message, type="gate")
 
 
 def _pair_case(suite: ET.Element, classname: str, label: str, pair: Pair, has_expect: bool) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from evalharness.report.fmt import cached_note, fmt, fmt_interval, gate_bound, gate_subject, gate_value, usage_note
 from evalharness.report.ranking import best_setting, rank_cells
-from evalharness.report.view import CELL_COLUMNS, cell_value
+from evalharness.report.view import CELL_COLUMNS, cell_value, pass_k_note
 
 MAX_BYTES = 900_000
 _MD_SPECIAL = "\\`*[]|#~"
@@ -56,6 +56,12 @@ def _gate_row(g: dict[str, Any]) -> str:
     return f"| {md(g['metric'])} | {md(gate_subject(g))} | {md(gate_value(g))} | {bound} | {verdict} |"
 
 
+def _case_row(g: dict[str, Any], case: dict[str, Any]) -> str:
+    gate = f"{g['metric']} {gate_bound(g)}"
+    return (f"| {md(gate)} | {md(g.get('label') or g.get('cell_id') or 'run')} | {md(case['case'])} "
+            f"| {case['successes']}/{case['n']} | {fmt(case['value'], 'rate')} |")
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     t = summary["totals"]
     status = "✅ passed" if summary["passed"] else "❌ failed"
@@ -76,6 +82,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
                   "| gate | setting | value | bound | verdict |", "|---|---|---|---|---|"]
         half = budget // 2
         budget -= half - _rows(lines, [_gate_row(g) for g in gates], half, "gates")
+        failing = [(g, c) for g in gates for c in g.get("failing_cases") or []]
+        if failing:
+            lines += ["", "Cases outside a per-case gate:", "", "| gate | setting | case | count | share |",
+                      "|---|---|---|---|---|"]
+            quarter = budget // 4
+            budget -= quarter - _rows(lines, [_case_row(g, c) for g, c in failing], quarter, "failing cases")
     heads = [h for _, _, h, _ in CELL_COLUMNS]
     ranked = rank_cells(summary["cells"])
     keys = {c["cell_id"]: i + 1 for i, c in enumerate(summary["cells"])}
@@ -86,6 +98,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         values = [cell_value(cell["metrics"].get(m), f, k)["text"] for m, f, _, k in CELL_COLUMNS]
         rows.append(f"| {keys[cell['cell_id']]} | {md(cell['label'])} | {cell['n']} | " + " | ".join(values) + " |")
     _rows(lines, rows, budget, "settings")
+    note = pass_k_note(summary["cells"])
+    if note:
+        lines += ["", md(note)]
     lines += ["", "Intervals, latency distributions, heat-maps and every answer: `report.html` in the run directory."]
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ from evalharness.report.comparisons import comparisons_view
 from evalharness.report.drilldown import determinism_view, drilldown_view
 from evalharness.report.fmt import (
     cached_note,
+    case_count,
     fmt,
     fmt_duration,
     fmt_interval,
@@ -39,6 +40,8 @@ __all__ = ["CELL_COLUMNS", "best_cell", "build_view", "cell_value", "fmt"]
 # (metric, field, heading, kind) of the compact per-cell table (console, summary.md).
 CELL_COLUMNS: list[tuple[str, str, str, str]] = [
     ("pass_rate", "value", "pass", "rate"),
+    ("pass_at_k", "value", "pass@k", "rate"),
+    ("pass_hat_k", "value", "pass^k", "rate"),
     ("json_valid_rate", "value", "JSON valid", "rate"),
     ("schema_valid_rate", "value", "schema valid", "rate"),
     ("exact_match_rate", "value", "identical repeats", "rate"),
@@ -53,6 +56,8 @@ CELL_COLUMNS: list[tuple[str, str, str, str]] = [
 # (group, metric, field, heading, kind) of report.html's full table: every catalogue metric.
 TABLE_COLUMNS: list[tuple[str, str, str, str, str]] = [
     ("quality", "pass_rate", "value", "pass", "rate"),
+    ("quality", "pass_at_k", "value", "pass@k", "rate"),
+    ("quality", "pass_hat_k", "value", "pass^k", "rate"),
     ("quality", "json_valid_rate", "value", "JSON valid", "rate"),
     ("quality", "json_valid_lenient_rate", "value", "JSON lenient", "rate"),
     ("quality", "schema_valid_rate", "value", "schema valid", "rate"),
@@ -108,6 +113,16 @@ def cell_value(metric: dict[str, Any] | None, field: str, kind: str) -> dict[str
             "sort": f"{value:.6g}"}
 
 
+def pass_k_note(cells: list[dict[str, Any]]) -> str:
+    """What pass@k and pass^k mean in this run, with its k; "" when no cell measured them."""
+    ks = sorted({m["k"] for c in cells if (m := c["metrics"].get("pass_at_k")) and m.get("value") is not None})
+    if not ks:
+        return ""
+    k = ", ".join(map(str, ks))
+    return (f"pass@k: chance that at least one of k repeats of a case passes; pass^k: that all k pass "
+            f"(k = {k}; unbiased estimates from each case's repeats, averaged over cases).")
+
+
 def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]],
                outcomes: Outcomes) -> dict[str, Any]:
     """Everything report.html shows, as strings, lists and pre-built SVG."""
@@ -127,6 +142,7 @@ def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[
         "leaderboard": _leaderboard(cells, best, keys, index, summary["gates"]),
         "gates": _gate_sections(summary["gates"]),
         "table": _table(cells, keys),
+        "pass_k_note": pass_k_note(cells),
         "heatmaps": build_heatmaps(cells, keys, primary),
         "latency": _latency(cells, records, keys, index, best),
         "cost_quality": _cost_quality(cells, keys, index),
@@ -181,8 +197,12 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
 def _gates(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for g in gates:
+        failing = [case_count(c) for c in g.get("failing_cases") or []]
         rows.append({"metric": g["metric"], "cell": gate_subject(g), "value": gate_value(g), "bound": gate_bound(g),
-                     "passed": g["passed"], "reason": g.get("reason", "")})
+                     "passed": g["passed"],
+                     # A per_case failure names its cases in a list of their own, not in the reason.
+                     "reason": f"{len(failing)} of {g['cases_checked']} cases" if failing else g.get("reason", ""),
+                     "cases": failing, "cases_text": ", ".join(failing)})
     return sorted(rows, key=lambda r: r["passed"])  # failures first
 
 

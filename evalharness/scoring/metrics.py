@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from evalharness.scoring.checks import check_expect, extract_answer, is_json, is_json_lenient, is_schema_valid
+from evalharness.scoring.passk import pass_k_metrics
 from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.store import attempt_count
 from evalharness.suites import Expect, Extractor
@@ -27,7 +28,7 @@ CATALOGUE: tuple[str, ...] = (
     "requests", "errors", "error_rate", "retries",
     "exact_match_rate", "answer_agreement_rate", "modal_share", "unique_outputs", "first_divergence",
     "json_valid_rate", "json_valid_lenient_rate", "schema_valid_rate",
-    "pass_rate",
+    "pass_rate", "pass_at_k", "pass_hat_k",
     "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "itl_s", "decode_tps", "queue_s",
     "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost", "cost_per_1k_requests", "cached_tokens",
 )
@@ -38,6 +39,8 @@ SAMPLE_RATES: dict[str, str] = {
     "schema_valid_rate": "no case in this cell has a JSON Schema",
     "pass_rate": "no case in this cell has expect checks",
 }
+#: Rates a ``per_case`` gate can bound: each case's own share of its samples in a cell.
+PER_CASE_RATES: tuple[str, ...] = (*SAMPLE_RATES, "error_rate")
 #: Latencies measured once per completed sample (``itl_s`` is per chunk gap, so it is not here).
 SAMPLE_LATENCIES = ("ttft_s", "ttfc_s", "e2e_s", "tpot_s", "decode_tps", "queue_s")
 
@@ -332,9 +335,31 @@ def _mark_token_latencies(metrics: dict[str, Metric], records: Sequence[dict[str
             metrics[name].update(marks)
 
 
+def case_counts(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]
+                ) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per rate of ``PER_CASE_RATES``, each case's (successes, samples) among these records.
+
+    A case appears under a rate only when the rate applies to one of its samples: the sample rates count
+    completed samples (as their cell values do), ``error_rate`` counts every request.
+    """
+    tallies: dict[str, dict[str, list[int]]] = {name: {} for name in PER_CASE_RATES}
+    for r in records:
+        key = case_key(r)
+        scores = sample_scores(r, cases.get(key)) if r["ok"] else {}
+        for name, score in (*scores.items(), ("error_rate", float(not r["ok"]))):
+            tally = tallies[name].setdefault(key, [0, 0])
+            tally[0] += int(score)
+            tally[1] += 1
+    return {name: {key: (s, n) for key, (s, n) in by_case.items()} for name, by_case in tallies.items()}
+
+
 def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], *, stream: bool,
-                 currency: str) -> dict[str, Metric]:
-    """Every catalogue metric for one cell's records."""
+                 currency: str, pass_k: int | None = None) -> dict[str, Metric]:
+    """Every catalogue metric for one cell's records.
+
+    ``pass_k`` is the k of ``pass_at_k`` and ``pass_hat_k``; by default the most samples any case has (a
+    complete run's repeats), so pass^k asks "did every repeat pass?".
+    """
     ok = [r for r in records if r["ok"]]
     errors = len(records) - len(ok)
     metrics: dict[str, Metric] = {
@@ -357,13 +382,12 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
             answers[key].append(spec.answer(r.get("content")))
     metrics.update(determinism_metrics(outputs, answers, tokens))
     # JSON validity, schema validity and expect checks: over the completed samples they apply to.
-    scored: dict[str, list[float]] = {name: [] for name in SAMPLE_RATES}
-    for r in ok:
-        for name, score in sample_scores(r, cases.get(case_key(r))).items():
-            scored[name].append(score)
+    by_case = case_counts(records, cases)
     for name, reason in SAMPLE_RATES.items():
-        scores = scored[name]
-        metrics[name] = rate(int(sum(scores)), len(scores)) if scores else na(reason)
+        successes, n = sum(s for s, _ in by_case[name].values()), sum(n for _, n in by_case[name].values())
+        metrics[name] = rate(successes, n) if n else na(reason)
+    passes = by_case["pass_rate"]
+    metrics.update(pass_k_metrics(passes, pass_k or max((n for _, n in passes.values()), default=1)))
     metrics.update(_latency(ok, stream))
     _mark_token_latencies(metrics, ok)
     metrics.update(_cost(records, currency))
