@@ -15,7 +15,7 @@ from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
 from evalharness.console import format_comparison, format_outcome, format_plan
 from evalharness.errors import RunAborted, UsageError
-from evalharness.local import open_target
+from evalharness.local import TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.regress import Population, compare_runs, load_baselines, load_run, stored_baseline
@@ -128,7 +128,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
     try:
-        with open_target(loaded.config.target, run_dir / "server.log") as target:
+        with open_target(loaded.config.target, run_dir / "server.log") as (target, check_target):
             if resume:
                 manifest["target"] = target
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
@@ -138,7 +138,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
             print(f"Running {cfg.name}: {len(todo)} requests"
                   + (f" ({len(done)} already done)" if done else "")
                   + f" against {target['model']} at {target['base_url']}", file=stdout, flush=True)
-            run_async(_execute(loaded, target, run_dir, todo, spent=spent))
+            run_async(_execute(loaded, target, run_dir, todo, spent=spent, check_target=check_target))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -157,7 +157,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
 
 
 async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, todo: list[Any], *,
-                   spent: float = 0.0) -> None:
+                   spent: float = 0.0, check_target: TargetCheck | None = None) -> None:
     cfg = loaded.config
     writer = ResultWriter(run_dir)
     key = loaded.api_key()
@@ -167,7 +167,8 @@ async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, 
         async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
                               timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
             runner = Runner(chat, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
-                            api_key_env=cfg.target.api_key_env, progress=Progress(), counter=counter)
+                            api_key_env=cfg.target.api_key_env, progress=Progress(), counter=counter,
+                            check_target=check_target)
             await runner.run(todo, total=len(todo), spent=spent)
     finally:
         writer.close()

@@ -56,7 +56,9 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
     out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
     out += _plain_gates([g for g in summary["gates"] if "baseline" not in g])
     if not summary["complete"]:
-        out.append(f"INCOMPLETE: {summary.get('stop_reason')}")
+        # Its first line: the rest of a long reason (a crashed server's log) is on stderr and in summary.md.
+        reason = str(summary.get("stop_reason")).partition("\n")[0]
+        out.append(f"INCOMPLETE: {reason}")
     out.append(f"Run directory: {run_dir}")
     out += [f"  {p}" for p in reports]
     out.append("PASSED" if summary["passed"] else "FAILED")

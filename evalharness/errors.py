@@ -5,6 +5,7 @@
     ├── UsageError (exit 2)          the command line is wrong (missing run dir, bad flag combination)
     └── RunAborted (exit 3)          the run could not complete
         ├── TargetUnavailable        the target never answered (local server failed to start, unreachable)
+        │   └── TargetCrashed        the local server we started died (exit code or signal, its log's tail)
         ├── BudgetExhausted          the next request could push spend past ``run.budget``
         ├── RunInterrupted           Ctrl-C / SIGTERM
         └── SystematicFailure        every request fails the same way (e.g. 401): retrying is pointless
@@ -63,6 +64,14 @@ class RunAborted(EvalHarnessError):
 
 class TargetUnavailable(RunAborted):
     """The target could not be started or reached."""
+
+
+class TargetCrashed(TargetUnavailable):
+    """The bundled local server, started by the harness, exited or was killed while starting or serving.
+
+    Said as such, never as "cannot connect": the message names the exit code or signal, ends with the
+    last lines of the server's log and its path, and hints at a cause where the signal suggests one.
+    """
 
 
 class BudgetExhausted(RunAborted):

@@ -4,8 +4,8 @@ Per-request work stays small: the request body is built before timing starts, an
 JSON line appended and flushed after the response has been timed.
 
 An item is either stored whole (one record, with every attempt it took) or not at all: an item cut short
-by a stop (Ctrl-C, the budget) between attempts is left unrecorded, so ``--resume`` sends it again, and a
-recorded item is never sent again.
+by a stop (Ctrl-C, the budget, a local server that died) between attempts is left unrecorded, so
+``--resume`` sends it again, and a recorded item is never sent again.
 
 Budget: before each attempt the worst case (estimated prompt + max_tokens) is reserved; after it, the cost
 from ``usage`` is charged, or the whole worst case when the server reported no usage for an attempt it
@@ -33,7 +33,7 @@ from typing import Any
 from evalharness import client as kinds
 from evalharness.client import ChatClient, Outcome
 from evalharness.config import Pricing, RunOptions
-from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure
+from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed
 from evalharness.params import build_body
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
@@ -129,10 +129,13 @@ class Runner:
 
     def __init__(self, chat: ChatClient, *, model: str, options: RunOptions, pricing: Pricing,
                  writer: ResultWriter, api_key_env: str | None = None, progress: Progress | None = None,
-                 seed: int = 0, counter: TokenCounter | None = None) -> None:
+                 seed: int = 0, counter: TokenCounter | None = None,
+                 check_target: Callable[[], Awaitable[None]] | None = None) -> None:
         self.chat = chat
         # Counts tokens for responses that carry no usage (see tokens.py); None: such responses stay uncounted.
         self.counter = counter
+        # For a server the harness started: raises TargetCrashed once it has died (see local.py).
+        self.check_target = check_target
         self.model = model
         self.options = options
         self.pricing = pricing
@@ -281,6 +284,8 @@ class Runner:
             charged += charge
             self.state.spent += charge
             self.limiter.settle(worst_tokens, tokens_used(outcome.usage) if billed else 0)
+            if outcome.error_kind in RETRY_KINDS:
+                await self._check_target()
             attempts.append({"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
                              "queue_s": (sent - ready) / 1e9, "e2e_s": outcome.e2e_s})
             if outcome.ok or not is_retryable(outcome) or len(attempts) > self.options.max_retries:
@@ -304,6 +309,16 @@ class Runner:
         if self.counter is None or outcome.usage is not None or not outcome.ok:
             return None
         return await self.counter.count(body, outcome)
+
+    async def _check_target(self) -> None:
+        """After a request failed on the way: a dead server stops the run at once, the item unrecorded."""
+        if self.check_target is None:
+            return
+        try:
+            await self.check_target()
+        except TargetCrashed as exc:
+            self.stop(str(exc))
+            raise
 
     def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
                 charged: float, cost: float | None, counted: Counted | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import jinja2
 from evalharness import __version__
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
-from evalharness.local import open_target
+from evalharness.local import TargetCheck, open_target
 from evalharness.probe.experiments import EXPERIMENTS, run_experiments
 from evalharness.probe.prober import VERDICTS, Finding, Prober, Tokenizer
 from evalharness.store import new_run_id, write_json
@@ -67,8 +67,11 @@ def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
 
 
 
-async def probe_target(loaded: LoadedConfig, target: dict[str, Any]) -> tuple[list[Finding], int]:
-    """Run every experiment against ``target``; the findings in table order and the number of requests."""
+async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_target: TargetCheck | None = None
+                       ) -> tuple[list[Finding], int]:
+    """Run every experiment against ``target``; the findings in table order and the number of requests.
+
+    ``check_target`` (the bundled server's) raises ``TargetCrashed`` when a failed request finds it dead."""
     cfg = loaded.config
     defaults = cfg.defaults.model_dump(exclude_unset=True)
     base = {k: defaults[k] for k in ("extra_body", "thinking") if defaults.get(k) is not None}
@@ -80,7 +83,8 @@ async def probe_target(loaded: LoadedConfig, target: dict[str, Any]) -> tuple[li
                           timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
         # One request at a time whatever run.concurrency says: see Prober.
         prober = Prober(chat, target["model"], base, cfg.target.thinking, max_retries=min(cfg.run.max_retries, 3),
-                        tokenizer=Tokenizer(target["base_url"], target["model"], headers))
+                        tokenizer=Tokenizer(target["base_url"], target["model"], headers),
+                        check_target=check_target)
         findings = await run_experiments(prober)
     return findings, prober.requests
 
@@ -95,10 +99,10 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     try:
-        with open_target(loaded.config.target, out_dir / "server.log") as target:
+        with open_target(loaded.config.target, out_dir / "server.log") as (target, check_target):
             print(f"Probing {target['model']} at {target['base_url']} ({len(EXPERIMENTS)} experiments)",
                   file=stdout, flush=True)
-            findings, requests = asyncio.run(probe_target(loaded, target))
+            findings, requests = asyncio.run(probe_target(loaded, target, check_target))
     except BaseException:
         with contextlib.suppress(OSError):
             out_dir.rmdir()  # only when empty: a local server's log stays for the diagnosis

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,8 +86,11 @@ class Prober:
     """
 
     def __init__(self, chat: ChatClient, model: str, base: dict[str, Any], thinking: ThinkingOptions, *,
-                 max_retries: int = 2, tokenizer: Tokenizer | None = None) -> None:
+                 max_retries: int = 2, tokenizer: Tokenizer | None = None,
+                 check_target: Callable[[], Awaitable[None]] | None = None) -> None:
         self.chat = chat
+        # For a server the harness started: raises TargetCrashed once it has died, which ends the probe.
+        self.check_target = check_target
         self.model = model
         self.base = base
         self.thinking = thinking
@@ -119,8 +122,10 @@ class Prober:
                 await self.chat.complete(self._separator)
                 self.requests += 2
                 outcome = await self.chat.complete(body)
-                transient = outcome.error_kind in (kinds.TIMEOUT, kinds.CONNECT, kinds.STREAM_BROKEN) or (
-                    outcome.error_kind == kinds.HTTP and outcome.status in RETRY_STATUS)
+                on_the_way = outcome.error_kind in (kinds.TIMEOUT, kinds.CONNECT, kinds.STREAM_BROKEN)
+                if on_the_way and self.check_target is not None:
+                    await self.check_target()
+                transient = on_the_way or (outcome.error_kind == kinds.HTTP and outcome.status in RETRY_STATUS)
                 if outcome.ok or not transient or attempt >= self.max_retries:
                     return outcome
                 await asyncio.sleep(min(outcome.retry_after_s or 0.5 * 2 ** attempt, 30.0))

@@ -31,5 +31,5 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("needs the local extra: pip install -e '.[local]'")
     log = tmp_path_factory.mktemp("local-model") / "server.log"
-    with local_server(log) as base_url:
-        yield base_url, log
+    with local_server(log) as server:
+        yield server.base_url, log

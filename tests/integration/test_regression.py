@@ -120,9 +120,9 @@ def test_an_identical_rerun_is_not_flagged(echo_runs: dict[str, Any]) -> None:
 def test_noise_from_few_samples_is_inconclusive_not_a_regression(tmp_path: Path) -> None:
     # Both runs go to one server: llama.cpp's unseeded sampling is a single random stream from server start,
     # so two fresh servers sent the same requests in the same order would answer identically (no noise).
-    with local_server(tmp_path / "server.log") as base_url:
+    with local_server(tmp_path / "server.log") as server:
         config = project(tmp_path, NOISY_SUITE, name="noisy", temperature=1.0, repeats=3,
-                         target=f"{{base_url: '{base_url}', model: {MODEL_ALIAS}}}")
+                         target=f"{{base_url: '{server.base_url}', model: {MODEL_ALIAS}}}")
         for out in ("a", "b"):
             proc = cli("run", str(config), "--out", str(tmp_path / out), cwd=tmp_path)
             assert proc.returncode == 0, proc.stdout + proc.stderr

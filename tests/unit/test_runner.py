@@ -15,7 +15,7 @@ import pytest
 import evalharness.runner as runner_mod
 from evalharness.client import ChatClient
 from evalharness.config import Pricing, RunOptions
-from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure
+from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed
 from evalharness.plan import WorkItem
 from evalharness.ratelimit import RateLimiter
 from evalharness.runner import Runner, RunState
@@ -162,6 +162,65 @@ def test_every_request_401_stops_the_run_early(tmp_path: Path) -> None:
     assert all(n == 1 for n in server.calls.values())  # never retried
     assert len(stored(tmp_path)) == server.total  # every request that was sent is on record
     assert KEY_ENV in str(info.value)
+
+
+class DyingServer:
+    """Answers ``lives`` requests, then dies: connections are refused, and its check says it crashed."""
+
+    def __init__(self, lives: int) -> None:
+        self.lives = lives
+        self.calls = 0
+        self.checks = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls > self.lives:
+            raise httpx.ConnectError("connection refused")
+        return ok_response()
+
+    async def check(self) -> None:
+        self.checks += 1
+        if self.calls > self.lives:
+            raise TargetCrashed("the local server (pid 1) was killed by SIGSEGV while serving requests")
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_dead_local_server_stops_the_run_at_once_as_a_crash(tmp_path: Path, concurrency: int) -> None:
+    server = DyingServer(lives=4)
+    items = make_items(20)
+
+    def watch(runner: Runner) -> None:
+        runner.check_target = server.check
+
+    with pytest.raises(TargetCrashed, match="SIGSEGV"):
+        run(server, items, tmp_path, options=RunOptions(concurrency=concurrency, stream=False, max_retries=3),
+            setup=watch)
+    # Not retried, not five failures in a row first: each worker's first refused request ends it.
+    assert server.calls <= server.lives + concurrency
+    records = stored(tmp_path)
+    assert len(records) == server.lives and all(r["ok"] for r in records)  # what finished; no failed record
+
+
+def test_a_live_server_check_lets_transient_failures_be_retried(tmp_path: Path) -> None:
+    refused = {"q0"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if prompt_of(request) in refused:
+            refused.clear()
+            raise httpx.ConnectError("connection refused")
+        return ok_response()
+
+    checks: list[int] = []
+
+    async def alive() -> None:
+        checks.append(1)
+
+    def watch(runner: Runner) -> None:
+        runner.check_target = alive
+
+    run(handler, make_items(2), tmp_path, options=RunOptions(concurrency=1, stream=False), setup=watch)
+    assert len(checks) == 1
+    assert [len(r["attempts"]) for r in stored(tmp_path)] == [2, 1] and all(r["ok"] for r in stored(tmp_path))
 
 
 # --- budget and cost ------------------------------------------------------------------------------------
