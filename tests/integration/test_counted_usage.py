@@ -43,8 +43,8 @@ run: {{concurrency: 2, stream: true, timeout_s: 60, max_retries: 1}}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with local_server(log) as base_url:
-        yield base_url
+    with local_server(log) as local:
+        yield local.base_url
 
 
 @pytest.fixture(scope="module")
