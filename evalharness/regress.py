@@ -458,8 +458,8 @@ def _explain(found: dict[str, Any], baseline_id: str) -> str:
     if found["verdict"] is None:
         return f"not compared: {found['reason']}"
     before, after, change, interval = describe_change(found)
-    text = (f"{found['verdict']} against {baseline_id}: {before} → {after}, change {change} "
-            f"({100 * found['level']:.3g}% interval {interval}; tolerance {found['tolerance']:g})")
+    text = (f"{found['verdict']} against {baseline_id} ({found.get('analysis', 'this suite')}): {before} → {after}, "
+            f"change {change} ({100 * found['level']:.3g}% interval {interval}; tolerance {found['tolerance']:g})")
     if found["verdict"] == "inconclusive":
         text += "; " + too_small(found)
     return text
