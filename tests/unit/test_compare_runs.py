@@ -153,7 +153,7 @@ def test_baseline_gate_fails_only_on_a_regression(tmp_path: Path) -> None:
     assert len(verdicts) == 3  # pass_rate in both cells; e2e only where temperature is 0
     assert by[("pass_rate", "temperature=0")]["verdict"] == "regressed"
     assert by[("pass_rate", "temperature=0")]["passed"] is False
-    assert "regressed against base: 100.0% → 0.0%" in by[("pass_rate", "temperature=0")]["reason"]
+    assert "regressed against base (this suite): 100.0% → 0.0%" in by[("pass_rate", "temperature=0")]["reason"]
     assert by[("pass_rate", "temperature=1")]["passed"] is True
     assert by[("pass_rate", "temperature=1")]["verdict"] == "inconclusive"
     assert "min. detectable" in by[("pass_rate", "temperature=1")]["reason"]
