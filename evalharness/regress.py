@@ -1,14 +1,22 @@
 """Regression verdicts: a run against a baseline run, and the cells of one run against each other.
 
 Used by ``evalharness compare BASE NEW``, ``evalharness run --baseline DIR``, baseline gates in a config
-(``{metric, baseline: DIR | previous, max_drop | max_rise}``) and the ``comparisons`` of summary.json.
-Cells match by params, cases by suite and id, samples by case and repeat; the statistics are in
-``scoring/compare.py``. A regression is a change whose interval lies beyond the tolerance, never a change
-of the point estimate alone; a run too small to tell is ``inconclusive`` with its minimum detectable effect.
+(``{metric, baseline: DIR | previous, max_drop | max_rise, population}``) and the ``comparisons`` of
+summary.json. Cells match by params and cases by suite and id. Two questions can be asked:
 
-Verdicts of one comparison are judged together: with many cells and metrics, some 95% intervals would
-exclude zero by chance alone, so the intervals behind verdicts are widened (Bonferroni) to keep the chance
-of flagging any noise as a regression at 5% for the whole comparison.
+- *this suite* (the default): did the behaviour on these cases change? The cases are fixed and their repeats
+  random (``scoring/suite.py``), and every case is also judged on its own (``scoring/cases.py``);
+- *cases like these* (``population: cases``): would a new sample of cases change? Samples pair by case and
+  repeat, with the spread clustered by case (``scoring/compare.py``).
+
+A regression is a change whose interval lies beyond the tolerance (never a change of the point estimate
+alone), or a case whose exact test says it got worse by more than the tolerance; a run too small to tell is
+``inconclusive`` with its minimum detectable effect.
+
+Verdicts of one comparison are judged together: with many cells, metrics and cases, some tests would reject
+by chance alone. Half of the 5% goes to the cell-level intervals, widened together (Bonferroni), half to the
+per-case tests (Holm), so the chance of flagging any noise as a regression stays at 5% for the whole
+comparison.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any, Literal
 from evalharness.config import Gate
 from evalharness.gates import matches_where
 from evalharness.plan import canonical
-from evalharness.scoring.cases import CASE_TEST_NAME, CASE_TESTED, CaseTest, case_tests, judge_cases
+from evalharness.scoring.cases import CASE_TEST_NAME, CASE_TESTED, CaseTest, beyond, case_tests, judge_cases
 from evalharness.scoring.compare import Change, quantile_ratio, rate_difference, verdict
 from evalharness.scoring.metrics import CaseSpec
 from evalharness.scoring.paired import (
@@ -240,7 +248,7 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
             tests += case_tests(name, before, after, cell=n["label"], cell_id=n["cell_id"])
         cells.append({"params": n["params"], "label": n["label"], "cell_id": n["cell_id"],
                       "base_cell_id": b["cell_id"], "metrics": results})
-    cases = judge_cases(tests, case_alpha)
+    cases = [c for c in judge_cases(tests, case_alpha) if beyond(c, rate_tolerance)]
     counts = Counter(r["verdict"] for c in cells for r in c["metrics"] if r["verdict"])
     case_regressions = [c for c in cases if c["verdict"] == "regressed"]
     base_cases = {f"{r['suite']}/{r['case_id']}" for r in base.records}
@@ -435,7 +443,7 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
     owner = {(t.metric, t.cell_id, t.case, t.against): (job, t) for job, t in tests}
     for case in judge_cases([t for _, t in owner.values()], case_alpha):
         job, _ = owner[case["metric"], case["cell_id"], case["case"], case["against"]]
-        if case["verdict"] != "regressed":
+        if case["verdict"] != "regressed" or not beyond(case, job.tolerance):
             continue
         verdicts.append({**job.entry, "metric": case["metric"], "case": case["case"],
                          "value": case["after"]["count"] / case["after"]["n"], "verdict": "regressed",

@@ -101,3 +101,11 @@ def judge_cases(tests: Sequence[CaseTest], alpha: float) -> list[dict[str, Any]]
             "verdict": "regressed" if worse else "improved",
             "analysis": "this suite", "test": CASE_TEST_NAME, "family": len(family), "level": 1 - alpha})
     return sorted(found, key=lambda c: (c["verdict"] != "regressed", c["p_adjusted"], c["cell"], c["case"]))
+
+
+def beyond(case: dict[str, Any], tolerance: float) -> bool:
+    """Whether a case's observed change of share is larger than a gate's tolerance (in rate points): a case
+    that changed significantly but by less than the gate allows does not fail it."""
+    before = case["before"]["count"] / case["before"]["n"]
+    after = case["after"]["count"] / case["after"]["n"]
+    return bool(abs(after - before) > tolerance)

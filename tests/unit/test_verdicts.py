@@ -206,3 +206,14 @@ def test_a_gate_can_ask_about_cases_like_these() -> None:
     assert {v["analysis"] for v in cell_level} == {"cases like these"}
     assert all(v["verdict"] == "inconclusive" and "3 cases cannot tell" in v["reason"] for v in cell_level)
     assert {v["case"] for v in verdicts if v.get("case")} == {"s/c2"}
+
+
+def test_a_case_that_dropped_by_less_than_the_tolerance_does_not_fail() -> None:
+    rng = np.random.default_rng(0)
+    base = run_data([1.0] * 3, repeats=40, rng=rng, run_id="base")
+    new = run_data([1.0, 1.0, 0.7], repeats=40, rng=rng, run_id="new")
+    strict = compare_runs(base, new)
+    assert {c["case"] for c in strict["case_regressions"]} == {"s/c2"}
+    drop = 1 - min(c["after"]["count"] / c["after"]["n"] for c in strict["case_regressions"])
+    lenient = compare_runs(base, new, rate_tolerance=drop + 0.01)
+    assert not lenient["case_regressions"]
