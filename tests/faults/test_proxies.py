@@ -17,7 +17,6 @@ from tests.faults.proxy import CannedChat
 from tests.tls import self_signed, server_context
 
 RUN = "{concurrency: 2, max_retries: 1}"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 class TlsCannedChat(CannedChat):
@@ -29,13 +28,6 @@ class TlsCannedChat(CannedChat):
 
     async def _listen(self) -> asyncio.Server:
         return await asyncio.start_server(self._on_connection, "127.0.0.1", 0, ssl=self.context)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_but_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture

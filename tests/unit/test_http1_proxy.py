@@ -86,7 +86,7 @@ def test_a_refused_tunnel_says_why_without_the_password(tmp_path: Path, monkeypa
     async def go(proxy: ForwardProxy) -> None:
         url = f"https://{ONLY_THE_PROXY_KNOWS}:9/v1/chat/completions"
         transport = Http1Transport(proxy=httpx.Proxy(proxy.url_without_credentials))
-        with pytest.raises(httpx.ProxyError, match="407 .*put them in the proxy URL"):
+        with pytest.raises(httpx.ProxyError, match=r"407 .*put them in the proxy URL"):
             await post(transport, url)
         wrong = Http1Transport(proxy=httpx.Proxy(f"http://user:wrong-{PASSWORD}@127.0.0.1:{proxy.port}"))
         with pytest.raises(httpx.ProxyError) as refused:

@@ -14,16 +14,6 @@ from evalharness.http1 import Http1Transport
 from evalharness.proxy import Route, redact, route_for, show_proxy
 from evalharness.transport import default_transport, transport_name
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the proxy variables a test sets (either case: urllib reads both)."""
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
 
 def proxied(url: str) -> str | None:
     """The proxy URL (no credentials) a request to ``url`` goes through, or None when it goes directly."""
