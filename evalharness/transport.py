@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from evalharness.errors import UsageError
 from evalharness.http1 import Http1Transport, ReceiptStream
 from evalharness.proxy import DIRECT, Route
 
@@ -36,7 +37,10 @@ def default_transport(max_connections: int, route: Route = DIRECT) -> httpx.Asyn
     """The default transport, with a connection per concurrent request (``run.concurrency``), along ``route``."""
     if transport_name(route) == OURS:
         return Http1Transport(max_connections=max_connections, proxy=route.proxy)
-    return httpx.AsyncHTTPTransport(proxy=route.proxy, limits=httpx.Limits(max_connections=max_connections))
+    try:
+        return httpx.AsyncHTTPTransport(proxy=route.proxy, limits=httpx.Limits(max_connections=max_connections))
+    except ImportError as exc:  # a socks proxy without httpx's optional socksio
+        raise UsageError(f"the proxy {route.shown} needs an extra package: pip install 'httpx[socks]'") from exc
 
 
 def side_transport(route: Route) -> httpx.AsyncBaseTransport:

@@ -104,6 +104,18 @@ def test_our_transport_goes_through_http_proxies_and_httpx_through_the_others() 
         assert isinstance(transport, httpx.AsyncHTTPTransport) == (name == "httpx")
 
 
+def test_a_socks_proxy_without_its_extra_package_says_which_to_install() -> None:
+    try:
+        import socksio  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("socksio is installed")
+    with pytest.raises(UsageError, match=r"pip install 'httpx\[socks\]'") as refused:
+        default_transport(4, route_for("https://api.example.com/v1", "socks5://user:hunter2-secret@proxy:1080"))
+    assert "hunter2-secret" not in str(refused.value)
+
+
 TARGET = "target: {{base_url: https://api.example.com/v1, model: m{extra}}}\n"
 
 
