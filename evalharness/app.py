@@ -18,6 +18,7 @@ from evalharness.errors import RunAborted, UsageError
 from evalharness.local import TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
+from evalharness.proxy import Route, redact, route_for
 from evalharness.regress import Population, compare_runs, load_baselines, load_run, stored_baseline
 from evalharness.report import write_reports
 from evalharness.runner import Runner
@@ -36,13 +37,17 @@ from evalharness.store import (
 )
 from evalharness.summary import build_summary
 from evalharness.tokens import TokenCounter
-from evalharness.transport import run_async
+from evalharness.transport import run_async, side_transport, transport_name
 
 
-def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any]) -> dict[str, Any]:
-    """The run's manifest: config (no secrets: header values are dropped), plan, version, target, time."""
+def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any],
+                   route: Route) -> dict[str, Any]:
+    """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
+    version, target, the transport and proxy used, time."""
     config = loaded.config.model_dump(mode="json", exclude_none=False)
     config["target"]["headers"] = {name: "<redacted>" for name in config["target"].get("headers", {})}
+    if config["target"].get("proxy"):
+        config["target"]["proxy"] = redact(config["target"]["proxy"])
     cases = {}
     for suite in loaded.suites:
         for case in suite.cases:
@@ -52,6 +57,7 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[s
         "run_id": run_id, "harness_version": __version__,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config_path": str(loaded.path), "config": config, "target": target,
+        "transport": route.describe(transport_name(route)),
         "plan": {"requests": len(plan.items), "repeats": plan.repeats, "cases": plan.cases,
                  "cells": [{"cell_id": c.cell_id, "label": c.label, "params": c.params} for c in plan.cells],
                  "item_ids_digest": _digest(i.item_id for i in plan.items)},
@@ -129,16 +135,18 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
     stop_reason = None
     try:
         with open_target(loaded.config.target, run_dir / "server.log") as (target, check_target):
+            route = target_route(loaded, target)
             if resume:
                 manifest["target"] = target
+                manifest["transport"] = route.describe(transport_name(route))
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             else:
-                manifest = build_manifest(loaded, plan, run_dir.name, target)
+                manifest = build_manifest(loaded, plan, run_dir.name, target, route)
             write_json(run_dir / MANIFEST, manifest)
             print(f"Running {cfg.name}: {len(todo)} requests"
                   + (f" ({len(done)} already done)" if done else "")
-                  + f" against {target['model']} at {target['base_url']}", file=stdout, flush=True)
-            run_async(_execute(loaded, target, run_dir, todo, spent=spent, check_target=check_target))
+                  + f" against {target['model']} at {target['base_url']}" + through(route), file=stdout, flush=True)
+            run_async(_execute(loaded, target, route, run_dir, todo, spent=spent, check_target=check_target))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -156,16 +164,27 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
     return exit_code(summary)
 
 
-async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, todo: list[Any], *,
+def target_route(loaded: LoadedConfig, target: dict[str, Any]) -> Route:
+    """How requests reach ``target`` (as ``open_target`` gives it): directly or through a proxy."""
+    return route_for(target["base_url"], loaded.config.target.proxy, local=target["kind"] == "local")
+
+
+def through(route: Route) -> str:
+    """`` through the proxy URL`` (password masked) for a console line, or nothing when there is no proxy."""
+    return f" through the proxy {route.shown}" if route.proxy is not None else ""
+
+
+async def _execute(loaded: LoadedConfig, target: dict[str, Any], route: Route, run_dir: Path, todo: list[Any], *,
                    spent: float = 0.0, check_target: TargetCheck | None = None) -> None:
     cfg = loaded.config
     writer = ResultWriter(run_dir)
     key = loaded.api_key()
     counter = TokenCounter(target["base_url"], target["model"], timeout_s=cfg.run.timeout_s,
-                           headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})})
+                           headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})},
+                           transport=side_transport(route))
     try:
         async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                              timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
+                              timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route) as chat:
             runner = Runner(chat, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
                             api_key_env=cfg.target.api_key_env, progress=Progress(), counter=counter,
                             check_target=check_target)

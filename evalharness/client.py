@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from evalharness.proxy import DIRECT, Route
 from evalharness.transport import default_transport, is_timeout, iter_body, never_connected, read_body, received_ns
 
 _THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|\Z)", re.DOTALL)
@@ -249,7 +250,7 @@ class ChatClient:
 
     def __init__(self, base_url: str, *, api_key: str | None = None, headers: dict[str, str] | None = None,
                  timeout_s: float = 60.0, max_connections: int = 64,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, route: Route = DIRECT) -> None:
         self._headers = {"Accept": "application/json, text/event-stream", "Accept-Encoding": "identity",
                          "Content-Type": "application/json", **(headers or {})}
         if api_key:
@@ -259,9 +260,11 @@ class ChatClient:
         self._prepared = httpx.Headers({"Host": self.url.netloc.decode("ascii"), **self._headers})
         # Some servers echo a rejected key in their error message; it must not reach the records. A very
         # short key is not scrubbed: it would garble ordinary text and is no real secret.
-        self._secret = api_key if api_key and len(api_key) >= 8 else None
+        # A proxy that echoes its credentials must not put them in the records either.
+        secrets = [api_key, *(route.proxy.auth[1:] if route.proxy is not None and route.proxy.auth else ())]
+        self._secrets = [s for s in secrets if s and len(s) >= 8]
         self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
-        self._transport = transport or default_transport(max_connections)
+        self._transport = transport or default_transport(max_connections, route)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -277,8 +280,8 @@ class ChatClient:
         outcome = await self._attempt(body)
         if outcome.usage is not None and not _valid_usage(outcome.usage):
             outcome.usage = None  # malformed usage is no usage (charged as unknown), not a crash in the sums
-        if self._secret:
-            _scrub(outcome, self._secret)
+        for secret in self._secrets:
+            _scrub(outcome, secret)
         return outcome
 
     async def _attempt(self, body: dict[str, Any]) -> Outcome:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalharness.errors import ConfigError
 from evalharness.params import PARAM_NAMES, RequestParams
+from evalharness.proxy import check_proxy_url
 from evalharness.scoring.metrics import CATALOGUE, PER_CASE_RATES
 from evalharness.scoring.paired import COMPARABLE, split_metric
 from evalharness.suites import Suite, load_suite
@@ -38,6 +39,9 @@ class Target(_Strict):
     model: str | None = None
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    #: The proxy requests go through (``http://[USER:PASSWORD@]HOST:PORT``; also https://, socks5://). Unset or
+    #: null: the environment's (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); ``""``: none, whatever it says.
+    proxy: str | None = None
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = Field(None, ge=1, le=256)
     startup_timeout_s: float = Field(180.0, gt=0)
@@ -50,7 +54,14 @@ class Target(_Strict):
                 raise ValueError("base_url is required unless kind is 'local'")
             if not self.model:
                 raise ValueError("model is required unless kind is 'local'")
+        elif self.proxy:
+            raise ValueError("the local target runs on this machine and is reached directly; remove proxy")
         return self
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        return check_proxy_url(value) if value else value
 
     @field_validator("headers")
     @classmethod

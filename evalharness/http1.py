@@ -11,14 +11,21 @@ Timing: every body chunk carries the ``time.perf_counter_ns()`` of the moment th
 the socket (``ReceiptStream.received_ns``), so a chunk's time does not include the wait until the reading
 coroutine next runs.
 
+Proxies: given an ``http://`` proxy (``httpx.Proxy``), an http target's requests go to the proxy with an
+absolute-form request target, and an https target's connections are tunnelled with ``CONNECT`` (TLS to the
+target inside the tunnel, kept alive like any other connection). The proxy URL's credentials are sent as
+``Proxy-Authorization: Basic`` and never appear in an error message.
+
 Errors are httpx's: ``ConnectError``/``ConnectTimeout`` (never connected), ``WriteError``/``WriteTimeout``,
 ``ReadError`` (the connection dropped), ``ReadTimeout``, ``RemoteProtocolError`` (not valid HTTP),
-``PoolTimeout``. No retries here: whether a POST is worth sending again is the runner's decision.
+``PoolTimeout``, ``ProxyError`` (the proxy refused a tunnel). No retries here: whether a POST is worth sending
+again is the runner's decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from collections import deque
@@ -28,6 +35,8 @@ from typing import Any, cast
 import httptools
 import httpx
 
+from evalharness.proxy import show_proxy
+
 # Above this much unread body, stop reading the socket until the consumer catches up.
 _HIGH_WATER = 1 << 20
 # An SSE reader stops at [DONE], often just before the chunked body's last bytes arrive. Rather than close
@@ -36,6 +45,7 @@ _HIGH_WATER = 1 << 20
 _DRAIN_S = 5.0
 _DRAIN_MAX = 1 << 16
 _Origin = tuple[bytes, bytes, int]
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
 
 
 class _Connection(asyncio.Protocol):
@@ -224,6 +234,42 @@ class _Connection(asyncio.Protocol):
         return body, when
 
 
+class _Tunnel(asyncio.Protocol):
+    """A connection to a proxy until it answers our CONNECT: the answer's head, then the connection is handed on.
+
+    Not parsed by llhttp: a 2xx answer to CONNECT has no body however its headers read, which a response
+    parser cannot know without the request.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[tuple[int, str]] = loop.create_future()
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answer.done():
+            return  # the body of a refusal: not read
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > 1 << 16:
+                self.answer.set_exception(httpx.ProxyError("the proxy's answer to CONNECT has no end"))
+            return
+        status_line = self._buffer[:end].split(b"\r\n", 1)[0].decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            self.answer.set_exception(httpx.ProxyError(f"the proxy's answer to CONNECT is not HTTP: {status_line!r}"))
+            return
+        self.answer.set_result((int(parts[1]), parts[2] if len(parts) > 2 else ""))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(httpx.ProxyError("the proxy closed the connection before answering CONNECT"))
+
+
 async def _within(fut: asyncio.Future[Any], timeout: float | None, error: type[httpx.TimeoutException],
                   loop: asyncio.AbstractEventLoop) -> Any:
     """Await ``fut``, raising ``error`` if it is not done within ``timeout`` seconds.
@@ -287,9 +333,18 @@ class ReceiptStream(httpx.AsyncByteStream):
 class Http1Transport(httpx.AsyncBaseTransport):
     """Keep-alive HTTP/1.1 over asyncio, up to ``max_connections`` per origin (one per concurrent request)."""
 
-    def __init__(self, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None,
+                 proxy: httpx.Proxy | None = None) -> None:
+        if proxy is not None and proxy.url.scheme != "http":
+            raise ValueError(f"this transport speaks to http:// proxies, not {show_proxy(proxy)}")
         self.max_connections = max_connections
         self._ssl = ssl_context
+        self._proxy = proxy
+        # Sent to the proxy: on each request to an http target, on each CONNECT for an https one.
+        self._proxy_headers: list[tuple[bytes, bytes]] = list(proxy.headers.raw) if proxy is not None else []
+        if proxy is not None and proxy.raw_auth is not None:
+            token = base64.b64encode(b":".join(proxy.raw_auth))
+            self._proxy_headers.append((b"Proxy-Authorization", b"Basic " + token))
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._open: dict[_Origin, int] = {}
         self._waiters: dict[_Origin, deque[asyncio.Future[None]]] = {}
@@ -303,8 +358,11 @@ class Http1Transport(httpx.AsyncBaseTransport):
         origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         body = b"".join(request.stream) if isinstance(request.stream, httpx.ByteStream) else await request.aread()
-        head = b"".join([request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n",
-                         *[k + b": " + v + b"\r\n" for k, v in request.headers.raw], b"\r\n"])
+        target, extra = url.raw_path, _NO_HEADERS
+        if self._proxy is not None and url.raw_scheme == b"http":  # to the proxy, which forwards it
+            target, extra = url.raw_scheme + b"://" + url.netloc + url.raw_path, self._proxy_headers
+        head = b"".join([request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n",
+                         *[k + b": " + v + b"\r\n" for k, v in (*request.headers.raw, *extra)], b"\r\n"])
         conn = await self._acquire(origin, timeouts)
         try:
             status = await conn.send(head, body, timeouts)
@@ -352,24 +410,60 @@ class Http1Transport(httpx.AsyncBaseTransport):
             raise
 
     async def _connect(self, origin: _Origin, timeout: float | None) -> _Connection:
+        """A new connection to ``origin``, through the proxy if there is one, within ``timeout`` in all."""
         scheme, host, port = origin
-        loop = asyncio.get_running_loop()
         tls: ssl.SSLContext | None = None
         if scheme == b"https":
             if self._ssl is None:  # httpx's: SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle
                 self._ssl = httpx.create_ssl_context()
             tls = self._ssl
         hostname = host.decode("ascii")
+        via = f" through the proxy {show_proxy(self._proxy)}" if self._proxy is not None else ""
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop), hostname, port, ssl=tls,
-                                       server_hostname=hostname if tls else None),
-                timeout)
+            return await asyncio.wait_for(self._dial(hostname, port, tls), timeout)
         except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"could not connect to {hostname}:{port} within {timeout:g} s") from exc
+            raise httpx.ConnectTimeout(f"could not connect to {hostname}:{port}{via} within {timeout:g} s") from exc
         except OSError as exc:
-            raise httpx.ConnectError(f"could not connect to {hostname}:{port}: {exc}") from exc
+            raise httpx.ConnectError(f"could not connect to {hostname}:{port}{via}: {exc}") from exc
+
+    async def _dial(self, hostname: str, port: int, tls: ssl.SSLContext | None) -> _Connection:
+        loop = asyncio.get_running_loop()
+        if self._proxy is None:
+            _, conn = await loop.create_connection(lambda: _Connection(loop), hostname, port, ssl=tls,
+                                                   server_hostname=hostname if tls else None)
+            return conn
+        proxy_host, proxy_port = self._proxy.url.host, self._proxy.url.port or 80
+        if tls is None:  # plain http: the proxy is the peer, requests name the target in absolute form
+            _, conn = await loop.create_connection(lambda: _Connection(loop), proxy_host, proxy_port)
+            return conn
+        raw, tunnel = await loop.create_connection(lambda: _Tunnel(loop), proxy_host, proxy_port)
+        try:
+            await self._tunnel(raw, tunnel, hostname, port)
+            conn = _Connection(loop)
+            secure = await loop.start_tls(raw, conn, tls, server_hostname=hostname)
+        except BaseException:
+            raw.close()
+            raise
+        if secure is None:  # pragma: no cover - only when the loop is closing
+            raise httpx.ConnectError("the connection closed while starting TLS")
+        conn.connection_made(secure)
         return conn
+
+    async def _tunnel(self, raw: asyncio.Transport, tunnel: _Tunnel, hostname: str, port: int) -> None:
+        """Ask the proxy for a tunnel to ``hostname:port``; raises ``httpx.ProxyError`` unless it opens one."""
+        authority = f"{hostname}:{port}".encode("ascii")
+        raw.write(b"".join([b"CONNECT ", authority, b" HTTP/1.1\r\nHost: ", authority, b"\r\n",
+                            *[k + b": " + v + b"\r\n" for k, v in self._proxy_headers], b"\r\n"]))
+        status, reason = await tunnel.answer
+        if 200 <= status < 300:
+            return
+        assert self._proxy is not None
+        detail = f"the proxy {show_proxy(self._proxy)} refused a tunnel to {hostname}:{port}: {status} {reason}"
+        detail = detail.rstrip()
+        if status == 407:
+            detail += ("; it wants credentials: put them in the proxy URL (http://USER:PASSWORD@HOST:PORT)"
+                       if self._proxy.raw_auth is None else "; it did not accept the credentials in the proxy URL")
+        raise httpx.ProxyError(detail)
 
     def release(self, origin: _Origin, conn: _Connection) -> None:
         """Back to the pool if the response was read to its end and the server keeps the connection."""

@@ -117,7 +117,7 @@ def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float, 
         if proc.poll() is not None:
             raise _crashed(proc, log, "while starting")
         try:
-            if httpx.get(base_url + "/models", timeout=2.0).status_code == 200:
+            if httpx.get(base_url + "/models", timeout=2.0, trust_env=False).status_code == 200:
                 return
         except httpx.TransportError:
             pass

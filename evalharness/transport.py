@@ -3,7 +3,9 @@
 httpx stays the client API (requests, responses, injectable transports such as ``httpx.MockTransport``),
 but ``httpx.AsyncClient.send`` and httpcore's pool cost several times more per request than the request
 itself takes on a fast server, and a harness that measures latency must not add its own. So the client
-calls a transport directly, and the default transport is our own lean HTTP/1.1 one (``http1.py``).
+calls a transport directly, and the default transport is our own lean HTTP/1.1 one (``http1.py``), which
+also goes through an ``http://`` proxy. Through any other proxy (``https://``, ``socks5://``) requests go
+over httpx's own transport, at httpx's cost per request; a run's manifest says which transport it used.
 """
 
 from __future__ import annotations
@@ -15,14 +17,36 @@ from typing import Any, TypeVar
 
 import httpx
 
+from evalharness.errors import UsageError
 from evalharness.http1 import Http1Transport, ReceiptStream
+from evalharness.proxy import DIRECT, Route
 
 T = TypeVar("T")
 
 
-def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """The default transport, with a connection per concurrent request (``run.concurrency``)."""
-    return Http1Transport(max_connections=max_connections)
+#: The names ``transport_name`` gives, as a run's manifest records them.
+OURS, HTTPX = "http1", "httpx"
+
+
+def transport_name(route: Route) -> str:
+    """Which transport ``default_transport`` uses for ``route``: ours, unless the proxy is not plain http."""
+    return OURS if route.proxy is None or route.proxy.url.scheme == "http" else HTTPX
+
+
+def default_transport(max_connections: int, route: Route = DIRECT) -> httpx.AsyncBaseTransport:
+    """The default transport, with a connection per concurrent request (``run.concurrency``), along ``route``."""
+    if transport_name(route) == OURS:
+        return Http1Transport(max_connections=max_connections, proxy=route.proxy)
+    try:
+        return httpx.AsyncHTTPTransport(proxy=route.proxy, limits=httpx.Limits(max_connections=max_connections))
+    except ImportError as exc:  # a socks proxy without httpx's optional socksio
+        raise UsageError(f"the proxy {route.shown} needs an extra package: pip install 'httpx[socks]'") from exc
+
+
+def side_transport(route: Route) -> httpx.AsyncBaseTransport:
+    """httpx's transport along ``route``, for the few requests besides the chat calls (tokenizer endpoints):
+    the same proxy, or none, as the chat calls, whatever the environment says."""
+    return httpx.AsyncHTTPTransport(proxy=route.proxy)
 
 
 def _direct(response: httpx.Response) -> ReceiptStream | None:
@@ -62,8 +86,8 @@ def is_timeout(exc: httpx.TransportError) -> bool:
 
 
 def never_connected(exc: httpx.TransportError) -> bool:
-    """Whether the connection failed, so the request never reached the server."""
-    return isinstance(exc, httpx.ConnectError)
+    """Whether the connection failed (or the proxy refused a tunnel), so the request never reached the server."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ProxyError))
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:

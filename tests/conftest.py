@@ -39,3 +39,12 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never write into the repository's reports/ folder."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests reach their loopback servers directly unless they set a proxy themselves: a proxy configured on
+    the machine (either case of the names: both are read) would otherwise be used for them too."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)

@@ -19,7 +19,9 @@ from evalharness.config import LoadedConfig, load_config
 from evalharness.local import TargetCheck, open_target
 from evalharness.probe.experiments import EXPERIMENTS, run_experiments
 from evalharness.probe.prober import VERDICTS, Finding, Prober, Tokenizer
+from evalharness.proxy import route_for
 from evalharness.store import new_run_id, write_json
+from evalharness.transport import side_transport
 
 _HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
 <!doctype html>
@@ -79,11 +81,13 @@ async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_targe
     key = loaded.api_key()
     if key:
         headers["Authorization"] = f"Bearer {key}"
+    route = route_for(target["base_url"], cfg.target.proxy, local=target["kind"] == "local")
     async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                          timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency) as chat:
+                          timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route) as chat:
         # One request at a time whatever run.concurrency says: see Prober.
         prober = Prober(chat, target["model"], base, cfg.target.thinking, max_retries=min(cfg.run.max_retries, 3),
-                        tokenizer=Tokenizer(target["base_url"], target["model"], headers),
+                        tokenizer=Tokenizer(target["base_url"], target["model"], headers,
+                                            transport=side_transport(route)),
                         check_target=check_target)
         findings = await run_experiments(prober)
     return findings, prober.requests

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import ssl
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from evalharness.client import ChatClient
 from evalharness.http1 import Http1Transport
 from evalharness.transport import is_timeout, never_connected, received_ns
+from tests.tls import self_signed, server_context
 
 # A script answers one request: it gets the raw request head and body and the writer.
 Script = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[bool]]
@@ -381,21 +379,13 @@ def test_a_request_cancelled_while_waiting_leaves_the_transport_usable() -> None
 
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (openssl, as Debian ships it)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
+    """A self-signed certificate for 127.0.0.1."""
+    return self_signed(tmp_path, "127.0.0.1")
 
 
 async def tls_server(server: Server, cert: Path, key: Path) -> tuple[asyncio.AbstractServer, str]:
     """``server`` behind TLS with the given certificate; the listener and the URL to post to."""
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
-    listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
+    listener = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_context(cert, key))
     return listener, f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/v1/chat/completions"
 
 
