@@ -3,8 +3,10 @@
 The environment is read the way ``httpx`` does with ``trust_env``: ``HTTPS_PROXY`` for https targets,
 ``HTTP_PROXY`` for http ones, ``ALL_PROXY`` for both (lower-case names too), and ``NO_PROXY`` bypasses a proxy
 for hosts (``example.com`` also covers its subdomains, ``.example.com`` only them), IP addresses, ``host:port``
-and ``*`` (everything). An explicit ``target.proxy`` applies to every request, NO_PROXY notwithstanding (as
-httpx's ``proxy=``); ``target.proxy: ""`` sends directly, whatever the environment says.
+and ``*`` (everything). A loopback target (``localhost``, 127.0.0.0/8, ::1) is never sent through the
+environment's proxy, which could not reach it. An explicit ``target.proxy`` applies to every request,
+NO_PROXY notwithstanding (as httpx's ``proxy=``); ``target.proxy: ""`` sends directly, whatever the
+environment says.
 
 A proxy URL may carry credentials (``http://user:password@host:port``). They go into a ``Proxy-Authorization``
 header and nowhere else: every place a proxy is shown uses ``redact``.
@@ -12,6 +14,7 @@ header and nowhere else: every place a proxy is shown uses ``redact``.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -88,7 +91,12 @@ def route_for(base_url: str, configured: str | None, *, local: bool = False) -> 
         return DIRECT  # started by us on a loopback port: a proxy could not reach it
     if configured is not None:
         return Route(httpx.Proxy(configured), "config") if configured else DIRECT
-    found = environment_proxy(httpx.URL(base_url))
+    url = httpx.URL(base_url)
+    if is_loopback(url.host):
+        # A server on this machine's loopback (a local vLLM, Ollama, llama.cpp) is out of a proxy's reach:
+        # the proxy's loopback is its own. An explicit target.proxy still applies.
+        return DIRECT
+    found = environment_proxy(url)
     if found is None:
         return DIRECT
     try:
@@ -96,6 +104,16 @@ def route_for(base_url: str, configured: str | None, *, local: bool = False) -> 
     except ValueError as exc:  # e.g. ALL_PROXY=ftp://…: httpx's client would refuse it too
         raise UsageError(f"the proxy the environment names for {base_url}, {redact(found)}, cannot be used "
                          f"({exc}); fix HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or set target.proxy") from None
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` (and its subdomains), 127.0.0.0/8 and ::1."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def environment_proxy(url: httpx.URL) -> str | None:

@@ -59,11 +59,16 @@ def test_no_proxy_bypasses_as_httpx_does(monkeypatch: pytest.MonkeyPatch, no_pro
     assert proxied(url) == (None if bypassed else "http://corporate:3128")
 
 
-def test_loopback_is_proxied_unless_no_proxy_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTP_PROXY", "http://corporate:3128")  # as httpx: no implicit exception
-    assert proxied("http://127.0.0.1:8000/v1") == "http://corporate:3128"
-    # ... but the bundled local server, started on a loopback port by the harness, is always reached directly
+def test_a_loopback_target_is_never_sent_through_the_environments_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://corporate:3128")
+    # A proxy elsewhere could not reach this machine's loopback: a local vLLM or Ollama is reached directly.
+    for url in ("http://127.0.0.1:8000/v1", "http://127.3.2.1:8000/v1", "http://localhost:11434/v1",
+                "http://[::1]:8000/v1"):
+        assert proxied(url) is None, url
+    assert proxied("http://10.1.2.3:8000/v1") == "http://corporate:3128"
     assert route_for("http://127.0.0.1:8000/v1", None, local=True).proxy is None
+    # An explicit target.proxy still applies (a proxy on this machine can reach it).
+    assert route_for("http://127.0.0.1:8000/v1", "http://127.0.0.1:3128").proxy is not None
 
 
 def test_target_proxy_overrides_the_environment_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
