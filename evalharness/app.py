@@ -117,6 +117,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
         print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
         return 0
+    loaded.api_key()  # an unset key variable is a config error before anything is created or sent
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)

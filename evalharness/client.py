@@ -11,13 +11,14 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from evalharness.hints import ServerError, parse_error_body
 from evalharness.proxy import DIRECT, Route
+from evalharness.retry_after import server_wait
 from evalharness.transport import default_transport, is_timeout, iter_body, never_connected, read_body, received_ns
 
 _THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|\Z)", re.DOTALL)
@@ -41,7 +42,11 @@ class Outcome:
     status: int | None = None
     error_kind: str | None = None
     error: str | None = None
+    # The wait the server asked for (see retry_after.py) and the header that said so.
     retry_after_s: float | None = None
+    retry_after_header: str | None = None
+    # The server's own account of an HTTP error (message, type, code, param), for hints.
+    server_error: ServerError | None = None
     content: str | None = None
     reasoning: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
@@ -83,24 +88,6 @@ def split_reasoning(content: str | None, reasoning: str | None) -> tuple[str | N
     return content, reasoning
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds, from either delta-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -108,18 +95,14 @@ def _short(text: str, limit: int = 300) -> str:
 
 def _http_failure(response: httpx.Response, body: bytes) -> Outcome:
     text = body.decode("utf-8", "replace")
-    detail = text
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, dict) and "error" in parsed:
-            err = parsed["error"]
-            detail = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-    except ValueError:
-        if "<html" in text[:500].lower():
-            detail = "HTML page: " + text
+    error = parse_error_body(text)
+    detail = error.describe() or text
+    if detail == text.strip() and "<html" in text[:500].lower():  # not JSON: a gateway's or proxy's page
+        detail = "HTML page: " + text
+    wait = server_wait(response.headers, response.status_code)
     return Outcome(ok=False, status=response.status_code, error_kind=HTTP,
-                   error=f"HTTP {response.status_code}: {_short(detail)}",
-                   retry_after_s=parse_retry_after(response.headers.get("retry-after")))
+                   error=f"HTTP {response.status_code}: {_short(detail)}", server_error=error,
+                   retry_after_s=wait.seconds if wait else None, retry_after_header=wait.header if wait else None)
 
 
 def _message_outcome(data: Any, status: int) -> Outcome:
@@ -386,8 +369,8 @@ def _stream_line(line: bytes, state: _StreamState, now: int, status: int) -> Out
         return Outcome(ok=False, status=status, error_kind=INVALID_RESPONSE,
                        error=f"stream chunk is not an object: {_short(payload.decode('utf-8', 'replace'))}")
     if "error" in chunk:
-        err = chunk["error"]
-        msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-        return Outcome(ok=False, status=status, error_kind=HTTP, error=f"error in stream: {_short(msg)}")
+        error = parse_error_body(payload.decode("utf-8", "replace"))
+        return Outcome(ok=False, status=status, error_kind=HTTP, server_error=error,
+                       error=f"error in stream: {_short(error.describe() or str(chunk['error']))}")
     state.feed(chunk, now)
     return None

@@ -37,7 +37,8 @@ class Target(_Strict):
     kind: Literal["openai", "local"] = "openai"
     base_url: str | None = None
     model: str | None = None
-    api_key_env: str | None = None
+    # The variable that holds the API key; null (or left out): the target needs no key.
+    api_key_env: str | None = Field(None, min_length=1)
     headers: dict[str, str] = Field(default_factory=dict)
     #: The proxy requests go through (``http://[USER:PASSWORD@]HOST:PORT``; also https://, socks5://). Unset or
     #: null: the environment's (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); ``""``: none, whatever it says.
@@ -93,6 +94,9 @@ class RunOptions(_Strict):
     stream: bool = True
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
+    # The longest wait before a retry that a server's Retry-After (or the like) can ask for; a longer one
+    # is cut to this (it is recorded as asked and as waited).
+    max_retry_wait_s: float = Field(60.0, gt=0, le=3600)
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     budget: float | None = Field(None, ge=0)
@@ -194,11 +198,26 @@ class LoadedConfig(BaseModel):
     config: Config
     suites: list[Suite]
     raw: dict[str, Any]
+    # Where target.api_key_env is written, for the error when its variable is unset.
+    api_key_line: int | None = None
 
     def api_key(self) -> str | None:
-        """The API key from the environment variable the config names (never stored)."""
-        env = self.config.target.api_key_env
-        return os.environ.get(env) if env else None
+        """The API key from the environment variable the config names (never stored).
+
+        A variable that is named but unset or empty is a ConfigError (exit 2) before anything is sent: the
+        requests would go without a key and fail for a reason nobody sees. The bundled local server takes no
+        key, so a local target never needs one.
+        """
+        target = self.config.target
+        env = target.api_key_env
+        key = os.environ.get(env) if env else None
+        if env and not key and target.kind != "local":
+            raise ConfigError(
+                f"{env} is not set in this environment (or is empty), so the requests to {target.model} at "
+                f"{target.base_url} would carry no API key", file=str(self.path), key="target.api_key_env",
+                line=self.api_key_line,
+                hint=f"export {env}=<your key>; for a target that needs no key, write api_key_env: null")
+        return key or None
 
 
 def load_config(path: str | Path) -> LoadedConfig:
@@ -243,7 +262,8 @@ def load_config(path: str | Path) -> LoadedConfig:
         problem = _gate_problem(gate, path.parent)
         if problem:
             raise doc.error(("gates", i, problem[0]), problem[1])
-    return LoadedConfig(path=path.resolve(), config=config, suites=suites, raw=doc.data)
+    return LoadedConfig(path=path.resolve(), config=config, suites=suites, raw=doc.data,
+                        api_key_line=doc.line_of(("target", "api_key_env")))
 
 
 def _select(doc: YamlDoc, i: int, ref: SuiteRef, suite: Suite) -> Suite:

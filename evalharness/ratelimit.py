@@ -1,4 +1,5 @@
-"""Rate limits ``run.rpm`` and ``run.tpm``: token buckets the runner waits on before every attempt.
+"""Rate limits: ``run.rpm`` and ``run.tpm`` as token buckets the runner waits on before every attempt, and
+the ``Throttle`` that slows the whole run down while the server answers 429.
 
 The buckets are pure arithmetic on a clock passed in, so they can be tested with a fake clock; the only
 waiting happens in ``RateLimiter.acquire`` (with an injectable ``sleep``).
@@ -105,3 +106,78 @@ class RateLimiter:
             self.tokens.give_back(reserved - used, self._clock())
         else:  # the estimate was low: the excess is owed
             self.tokens.take(used - reserved, self._clock())
+
+
+class Throttle:
+    """How many requests of the run may be in flight, and a pause they all wait out: the run slows down as
+    a whole when the server says it is rate-limited, instead of each request hammering on its own.
+
+    A 429 halves the allowed in-flight requests (at least one) and a success adds one back for every
+    ``limit`` successes, up to ``run.concurrency``: additive increase, multiplicative decrease, as TCP
+    and Inspect AI's adaptive connections do. Only a 429 to a request sent since the last decrease halves
+    again, so the answers to a burst sent at the old limit count once. A server-given wait (``Retry-After``
+    and the like) pauses every request until it has passed, not only the one that was told.
+    """
+
+    def __init__(self, ceiling: int, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.ceiling = ceiling
+        self.limit = ceiling
+        self.in_flight = 0
+        self.paused_until = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._epoch = 0  # bumped at each decrease; a request carries the epoch it was sent in
+        self._successes = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def pause_s(self) -> float:
+        """Seconds until the shared pause ends (0 when there is none)."""
+        return max(0.0, self.paused_until - self._clock())
+
+    async def acquire(self) -> int:
+        """Wait out any pause and for an in-flight slot, and take it; returns the epoch to give ``done``."""
+        while True:
+            # A microsecond of slack, as in RateLimiter.acquire.
+            if (wait := self.pause_s()) > 1e-6:
+                await self._sleep(wait)
+                continue
+            if self.in_flight < self.limit:
+                self.in_flight += 1
+                return self._epoch
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def release(self) -> None:
+        """Give back an in-flight slot."""
+        self.in_flight -= 1
+        self._wake()
+
+    def done(self, epoch: int, *, ok: bool, rate_limited: bool) -> None:
+        """After an attempt sent in ``epoch``: grow back on a success, halve on a 429."""
+        if ok:
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.ceiling:
+                self.limit += 1
+                self._successes = 0
+                self._wake()
+        elif rate_limited and epoch == self._epoch:
+            self.limit = max(1, self.limit // 2)
+            self._epoch += 1
+            self._successes = 0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request back for ``seconds`` from now (a later pause already set stands)."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+
+    def _wake(self) -> None:
+        # Every waiter checks again; they are at most run.concurrency workers.
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()

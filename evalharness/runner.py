@@ -34,10 +34,11 @@ from evalharness import client as kinds
 from evalharness.client import ChatClient, Outcome
 from evalharness.config import Pricing, RunOptions
 from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed
+from evalharness.hints import failure_hint
 from evalharness.params import build_body
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
-from evalharness.ratelimit import RateLimiter
+from evalharness.ratelimit import RateLimiter, Throttle
 from evalharness.store import ResultWriter
 from evalharness.tokens import Counted, TokenCounter
 from evalharness.usage import cached_saving, cost_of
@@ -60,28 +61,12 @@ def is_retryable(outcome: Outcome) -> bool:
     return outcome.error_kind in RETRY_KINDS
 
 
-def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> float:
-    """Full-jitter exponential backoff; a server's Retry-After wins when it is given."""
+def backoff_s(attempt: int, retry_after: float | None, rng: random.Random, cap_s: float) -> float:
+    """Full-jitter exponential backoff; a server's Retry-After (or the like) wins when it is given, cut to
+    ``cap_s`` (``run.max_retry_wait_s``)."""
     if retry_after is not None:
-        return min(retry_after, BACKOFF_CAP_S * 4)
-    return rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
-
-
-def failure_hint(outcome: Outcome, api_key_env: str | None) -> str | None:
-    """What to do about a non-retryable failure."""
-    if outcome.status == 401:
-        if api_key_env and not os.environ.get(api_key_env):
-            return f"the API key was rejected; set {api_key_env} (it is not set in this environment)"
-        if api_key_env:
-            return f"the API key was rejected; set {api_key_env} to a valid key"
-        return "the API key was rejected or missing; name the variable that holds it with target.api_key_env"
-    if outcome.status == 403:
-        return "the API key is not allowed to use this model or endpoint"
-    if outcome.status == 404:
-        return "the endpoint or model was not found; check target.base_url and target.model"
-    if outcome.status in (400, 422):
-        return "the server rejected the request body; a parameter may be unsupported by this server"
-    return None
+        return min(retry_after, cap_s)
+    return rng.uniform(0, min(BACKOFF_CAP_S, cap_s, BACKOFF_BASE_S * 2 ** attempt))
 
 
 def tokens_used(usage: dict[str, Any] | None) -> int | None:
@@ -144,6 +129,7 @@ class Runner:
         self.progress = progress
         self.rng = random.Random(seed)
         self.limiter = RateLimiter(options.rpm, options.tpm)
+        self.throttle = Throttle(options.concurrency)
         self._stop = asyncio.Event()
         self._interrupted = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -263,20 +249,30 @@ class Runner:
         attempts: list[dict[str, Any]] = []
         started: str | None = None
         charged = 0.0
+        # An attempt's queue_s runs from when it could have gone (the item's start, or the end of the attempt
+        # before it) to when it is sent: the waits for a slot, a rate limit and a retry all count.
+        ready = time.perf_counter_ns()
         while True:
-            ready = time.perf_counter_ns()
             if not self._reserve(worst_cost):
                 self.stop(f"budget: the next request could push spend past the budget of {self.options.budget} "
                           f"{self.pricing.currency} (spent {self.state.spent:.6f}); raise run.budget to go on")
                 return None
             try:
-                if self.limiter.enabled and not await self._unless_interrupted(self.limiter.acquire(worst_tokens)):
+                epoch = await self._admitted()
+                if epoch is None:
                     return None
-                started = started or datetime.now(UTC).isoformat(timespec="milliseconds")
-                sent = time.perf_counter_ns()
-                outcome = await self.chat.complete(body)
+                try:
+                    if self.limiter.enabled and not await self._unless_interrupted(
+                            self.limiter.acquire(worst_tokens)):
+                        return None
+                    started = started or datetime.now(UTC).isoformat(timespec="milliseconds")
+                    sent = time.perf_counter_ns()
+                    outcome = await self.chat.complete(body)
+                finally:
+                    self.throttle.release()
             finally:
                 self._release(worst_cost)
+            self.throttle.done(epoch, ok=outcome.ok, rate_limited=outcome.status == 429)
             billed = may_be_billed(outcome)
             cost = cost_of(outcome.usage, self.pricing)
             # No usage for an attempt that may have been billed: charge the worst case, never nothing.
@@ -288,17 +284,41 @@ class Runner:
                 await self._check_target()
             attempts.append({"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
                              "queue_s": (sent - ready) / 1e9, "e2e_s": outcome.e2e_s})
+            if outcome.retry_after_s is not None:
+                attempts[-1].update(retry_after_s=round(outcome.retry_after_s, 3),
+                                    retry_after_header=outcome.retry_after_header)
             if outcome.ok or not is_retryable(outcome) or len(attempts) > self.options.max_retries:
                 break
-            wait = backoff_s(len(attempts) - 1, outcome.retry_after_s, self.rng)
-            attempts[-1]["wait_s"] = round(wait, 3)
-            if not await self._unless_interrupted(asyncio.sleep(wait)):
+            ready = time.perf_counter_ns()
+            if not await self._wait_to_retry(outcome, attempts):
                 return None
         assert started is not None
         counted = await self._count(body, outcome)
         if counted is not None:
             cost = cost_of(counted.usage, self.pricing)
         return self._record(item, outcome, attempts, started, charged, cost, counted)
+
+    async def _admitted(self) -> int | None:
+        """An in-flight slot from the throttle (the epoch it was given in), or None if Ctrl-C came first."""
+        task = asyncio.ensure_future(self.throttle.acquire())
+        if await self._unless_interrupted(task):
+            return task.result()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            self.throttle.release()  # the slot came at the same moment as the interrupt
+        return None
+
+    async def _wait_to_retry(self, outcome: Outcome, attempts: list[dict[str, Any]]) -> bool:
+        """Back off before the next attempt (its wait recorded on the last one); False if Ctrl-C came first.
+
+        A wait the server asked for pauses the whole run (the next attempt waits it out in the throttle,
+        with every other request); without one, this item alone backs off with jitter.
+        """
+        wait = backoff_s(len(attempts) - 1, outcome.retry_after_s, self.rng, self.options.max_retry_wait_s)
+        attempts[-1]["wait_s"] = round(wait, 3)
+        if outcome.retry_after_s is not None:
+            self.throttle.pause(wait)
+            return True
+        return await self._unless_interrupted(asyncio.sleep(wait))
 
     async def _count(self, body: dict[str, Any], outcome: Outcome) -> Counted | None:
         """Token counts from the server's tokenizer for a completed response that carried no usage.
@@ -324,7 +344,8 @@ class Runner:
                 charged: float, cost: float | None, counted: Counted | None = None) -> dict[str, Any]:
         error = outcome.error
         if not outcome.ok and not is_retryable(outcome):
-            hint = failure_hint(outcome, self.api_key_env)
+            hint = failure_hint(outcome.status, outcome.server_error, self.api_key_env, params=item.params,
+                                key_is_set=bool(self.api_key_env and os.environ.get(self.api_key_env)))
             if hint:
                 error = f"{error} — {hint}"
         return {
@@ -338,7 +359,7 @@ class Runner:
             "usage_count": counted.describe() if counted else None,
             "cost": cost, "cached_saving": cached_saving(outcome.usage, self.pricing),
             "budget_charge": charged, "logprobs": outcome.logprobs,
-            # Timings are those of the last attempt; queue_s is its wait for a rate limit (not the backoff).
+            # Timings are those of the last attempt; queue_s is its wait for a slot, a rate limit or a retry.
             "timings": {"queue_s": attempts[-1]["queue_s"], "ttft_s": outcome.ttft_s, "ttfc_s": outcome.ttfc_s,
                         "e2e_s": outcome.e2e_s, "chunk_times": outcome.chunk_times},
             "attempts": attempts, "response_id": outcome.response_id,

@@ -97,6 +97,7 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
     """``evalharness probe CONFIG [--out DIR]``: run the experiments, print the table, write probe.json/.html."""
     stdout = stdout or sys.stdout
     loaded = load_config(config_path)
+    loaded.api_key()  # an unset key variable is a config error before anything is created or sent
     cfg = loaded.config
     out_dir = Path(out) if out else Path("reports") / cfg.name / f"probe-{new_run_id()}"
     out_dir.mkdir(parents=True, exist_ok=True)

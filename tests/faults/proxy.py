@@ -8,6 +8,12 @@ the main thread (in-process, with its signal handling) or as a subprocess agains
 or a ``CannedChat``) and lets ``script`` choose a fault for each request it sees:
 
     429 / 429-date   429 with Retry-After in seconds (1) or as an HTTP-date (about 2 s ahead)
+    429-ms           429 with OpenAI's retry-after-ms (1500)
+    429-reset-requests / 429-reset-tokens
+                     429 with OpenAI's x-ratelimit-reset-* durations, the named limit exhausted (1.2s /
+                     800ms) and the other not (6m0s / 20s)
+    429-litellm      LiteLLM's 429: only llm_provider-retry-after (1), and its error body
+    429-long         429 with Retry-After: 600, past any sensible cap
     500 / 503        a JSON error body          502-html   a gateway's HTML error page
     401              rejects the key, echoing it back the way some servers do
     reset            the connection is reset (RST) as soon as the request has been read
@@ -41,7 +47,21 @@ import httpx
 
 T = TypeVar("T")
 
-FAULTS = frozenset({"429", "429-date", "500", "503", "502-html", "401", "reset", "slow", "disconnect",
+# The headers of each 429 (an HTTP-date is made when it is sent).
+RATE_LIMIT_HEADERS: dict[str, dict[str, str]] = {
+    "429": {"Retry-After": "1"},
+    "429-ms": {"retry-after-ms": "1500"},
+    "429-reset-requests": {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.2s",
+                           "x-ratelimit-remaining-tokens": "9000", "x-ratelimit-reset-tokens": "6m0s"},
+    "429-reset-tokens": {"x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "20s",
+                         "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "800ms"},
+    "429-litellm": {"llm_provider-retry-after": "1"},
+    "429-long": {"Retry-After": "600"},
+}
+LITELLM_429 = json.dumps({"error": {
+    "message": "litellm.RateLimitError: Model rpm limit reached for model group smollm2-135m-instruct",
+    "type": "None", "param": "None", "code": "429"}}).encode()
+FAULTS = frozenset({*RATE_LIMIT_HEADERS, "429-date", "500", "503", "502-html", "401", "reset", "slow", "disconnect",
                     "bad-json", "html-200", "no-done"})
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
 REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
@@ -280,8 +300,9 @@ class FaultProxy(_Server):
         fault = seen.fault
         if fault is None or fault in ("disconnect", "bad-json", "no-done"):
             await self._forward(request, writer, fault)
-        elif fault == "429":
-            await send(writer, 429, b'{"error": {"message": "rate limited"}}', headers={"Retry-After": "1"})
+        elif fault in RATE_LIMIT_HEADERS:
+            body = LITELLM_429 if fault == "429-litellm" else b'{"error": {"message": "rate limited"}}'
+            await send(writer, 429, body, headers=RATE_LIMIT_HEADERS[fault])
         elif fault == "429-date":
             await send(writer, 429, b'{"error": {"message": "rate limited"}}',
                        headers={"Retry-After": formatdate(time.time() + 2, usegmt=True)})

@@ -119,3 +119,15 @@ def test_yaml_that_cannot_become_a_request_is_refused_with_its_line(write_config
         load_config(write_config(text))
     assert words in str(info.value)
     assert info.value.line == 4
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "7200", "soon"])
+def test_max_retry_wait_s_must_be_a_positive_number_of_seconds_up_to_an_hour(
+        write_config: Callable[..., Path], value: str) -> None:
+    with pytest.raises(ConfigError, match="max_retry_wait_s") as info:
+        load_config(write_config(GOOD + f"run: {{max_retry_wait_s: {value}}}\n"))
+    assert info.value.line == 9
+
+
+def test_max_retry_wait_s_defaults_to_a_minute(write_config: Callable[..., Path]) -> None:
+    assert load_config(write_config(GOOD)).config.run.max_retry_wait_s == 60
