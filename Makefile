@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 # The bundled target's server, llama-cpp-python, is compiled from source on install. Its default build
 # (GGML_NATIVE) tunes for the building CPU and, on Intel CPUs with AMX, compiles AMX kernels that crashed
 # the server on the first prompt of several tokens. We build it portably instead: x86-64 with AVX2/FMA/F16C
-# (any x86-64 CPU since 2013, AMX or not) or the arm64 baseline, never -march=native, and no AMX kernels.
+# (any x86-64 CPU since 2013, AMX or not) or the arm64 baseline, never -march=native. Without GGML_NATIVE,
+# ggml compiles AMX kernels only when GGML_AMX_* are set, and they default to off.
 # pip's wheel cache does not key on CMAKE_ARGS (a wheel built with other flags would be reused silently), so
 # the wheel is built with --no-cache-dir into a folder of our own whose name is a hash of the version, the
 # flags, the CPU architecture and Python's ABI: a change to any of them builds a new wheel, and nothing
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 else
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 endif
@@ -30,18 +31,18 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(WHEELHOUSE)/.built: | $(BIN)/python
-	@echo "Building llama-cpp-python $(LLAMA_CPP_VERSION) portably ($(LLAMA_CMAKE_ARGS)); ~5 min on 2 cores, once..."
-	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip wheel --quiet --progress-bar off --no-cache-dir \
+	@echo "Building llama-cpp-python $(LLAMA_CPP_VERSION) for any $(ARCH) CPU into $(WHEELHOUSE) (~5 min on 2 cores, once)"
+	@rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip wheel --quiet --progress-bar off --no-cache-dir \
 	  --no-deps --no-binary llama-cpp-python -w $(WHEELHOUSE) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
-	touch $@
+	@touch $@
 
 # Installs that wheel (and only a wheel: --only-binary) into the venv; the server's other dependencies come
 # from the index as usual.
 $(LLAMA_STAMP): $(WHEELHOUSE)/.built | $(BIN)/python
-	$(BIN)/pip install --quiet --progress-bar off --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
+	@$(BIN)/pip install --quiet --progress-bar off --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
 	  'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
-	rm -f $(VENV)/.llama-cpp-python-* && touch $@
+	@rm -f $(VENV)/.llama-cpp-python-* && touch $@
 
 local-server: $(LLAMA_STAMP)
 
