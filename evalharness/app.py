@@ -51,7 +51,10 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[s
     cases = {}
     for suite in loaded.suites:
         for case in suite.cases:
-            spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract)
+            own = suite.checks.get(case.id, [])
+            spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
+                            checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
+                                                        "messages": suite.messages[case.id]} if own else {})
             cases[f"{suite.name}/{case.id}"] = spec.to_manifest()
     return {
         "run_id": run_id, "harness_version": __version__,
