@@ -211,6 +211,9 @@ def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:
     summary = finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous),
                      records=records, population=(previous.get("baseline") or {}).get("population", "suite"))
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
+    for own in summary["checks"]:  # a check file edited or gone since the run changes what these scores mean
+        if own["note"]:
+            print(f"note: check {own['check']}: {own['note']}", file=sys.stderr)
     return exit_code(summary)
 
 

@@ -39,11 +39,14 @@ def _import_file(path: Path, digest: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ConfigError(f"{path.name} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
-    # The file may import helpers that sit beside it, as a script would.
+    # Registered like any module (dataclasses and pickling look themselves up there), and the file may import
+    # helpers that sit beside it, as a script would.
+    sys.modules[spec.name] = module
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # user code: whatever it raises on import is a problem of the suite's file
+        del sys.modules[spec.name]
         last = traceback.format_exception_only(exc)[-1].strip()
         raise ConfigError(f"importing {path.name} failed: {last}") from exc
     finally:
