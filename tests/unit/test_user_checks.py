@@ -157,7 +157,7 @@ def test_the_built_in_checks_are_in_the_same_registry(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def installed_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def installed_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A distribution on sys.path whose entry points offer the check ``polite``, as an installed package would."""
     site = tmp_path / "site"
     (site / "politeness_pkg").mkdir(parents=True)
