@@ -51,7 +51,10 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[s
     cases = {}
     for suite in loaded.suites:
         for case in suite.cases:
-            spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract)
+            own = suite.checks.get(case.id, [])
+            spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
+                            checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
+                                                        "messages": suite.messages[case.id]} if own else {})
             cases[f"{suite.name}/{case.id}"] = spec.to_manifest()
     return {
         "run_id": run_id, "harness_version": __version__,
@@ -208,6 +211,9 @@ def report(run_dir_arg: str, stdout: TextIO | None = None) -> int:
     summary = finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous),
                      records=records, population=(previous.get("baseline") or {}).get("population", "suite"))
     print(format_outcome(summary, str(run_dir), summary.pop("_reports")), file=stdout)
+    for own in summary["checks"]:  # a check file edited or gone since the run changes what these scores mean
+        if own["note"]:
+            print(f"note: check {own['check']}: {own['note']}", file=sys.stderr)
     return exit_code(summary)
 
 

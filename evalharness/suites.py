@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evalharness.errors import ConfigError
 from evalharness.params import RequestParams
+from evalharness.scoring.registry import DEFAULT_MIN, lookup
+from evalharness.scoring.usercheck import CheckRef, load_file_check
 from evalharness.yamlsrc import YamlDoc, load_yaml, parse_model
 
 _PROMPTS = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -49,8 +51,27 @@ class ToolCallExpect(_Strict):
     arguments: dict[str, Any] | None = None
 
 
+class PythonCheck(_Strict):
+    """``python: {fn: "checks.py:is_polite", min: 0.7, args: {...}}``: a function in a file beside the suite."""
+
+    fn: str
+    min: float = Field(default=DEFAULT_MIN, ge=0.0, le=1.0)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class NamedCheck(_Strict):
+    """``check: {name: polite, args: {...}, min: 0.7}``: a check registered by name (decorator or entry point)."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    min: float = Field(default=DEFAULT_MIN, ge=0.0, le=1.0)
+
+
 class Expect(_Strict):
-    """Checks a sample must meet to pass; all given checks must hold."""
+    """Checks a sample must meet to pass; all given checks must hold.
+
+    ``python`` and ``check`` name checks of the user's own (one, or a list); see ``scoring/registry.py``.
+    """
 
     equals: str | None = None
     contains: list[str] | str | None = None
@@ -60,6 +81,8 @@ class Expect(_Strict):
     json_schema: dict[str, Any] | str | None = None
     answer: str | int | float | None = None
     tool_call: ToolCallExpect | None = None
+    python: str | PythonCheck | list[str | PythonCheck] | None = None
+    check: str | NamedCheck | list[str | NamedCheck] | None = None
 
 
 class Case(_Strict):
@@ -115,13 +138,16 @@ class Suite(BaseModel):
     cases: list[Case]
     messages: dict[str, list[dict[str, Any]]]
     schemas: dict[str, dict[str, Any]]
+    # The case's own checks (``expect.python`` / ``expect.check``), resolved and hashed at load time.
+    checks: dict[str, list[CheckRef]] = Field(default_factory=dict)
 
     def only(self, case_ids: set[str]) -> Suite:
         """This suite with only the given cases, in file order."""
         return self.model_copy(update={
             "cases": [c for c in self.cases if c.id in case_ids],
             "messages": {k: v for k, v in self.messages.items() if k in case_ids},
-            "schemas": {k: v for k, v in self.schemas.items() if k in case_ids}})
+            "schemas": {k: v for k, v in self.schemas.items() if k in case_ids},
+            "checks": {k: v for k, v in self.checks.items() if k in case_ids}})
 
 
 def load_suite(path: Path) -> Suite:
@@ -132,6 +158,7 @@ def load_suite(path: Path) -> Suite:
     suite: SuiteFile = parse_model(doc, SuiteFile, doc.data)
     messages: dict[str, list[dict[str, Any]]] = {}
     schemas: dict[str, dict[str, Any]] = {}
+    checks: dict[str, list[CheckRef]] = {}
     for i, case in enumerate(suite.cases):
         if case.id in messages:
             raise doc.error(("cases", i, "id"), f"duplicate case id {case.id!r}")
@@ -147,8 +174,38 @@ def load_suite(path: Path) -> Suite:
             if case.expect.tool_call.name not in names:
                 raise doc.error(("cases", i, "expect", "tool_call", "name"),
                                 f"{case.expect.tool_call.name!r} is not one of this case's tools ({', '.join(names)})")
+        if case.expect is not None and (case.expect.python is not None or case.expect.check is not None):
+            checks[case.id] = _resolve_checks(doc, case.expect, ("cases", i, "expect"))
     return Suite(name=suite.name, description=suite.description, path=path, cases=suite.cases,
-                 messages=messages, schemas=schemas)
+                 messages=messages, schemas=schemas, checks=checks)
+
+
+def _entries(value: Any, loc: tuple[str | int, ...]) -> list[tuple[Any, tuple[str | int, ...]]]:
+    """A single entry or a list of them, each with its key path."""
+    if isinstance(value, list):
+        return [(entry, (*loc, j)) for j, entry in enumerate(value)]
+    return [(value, loc)]
+
+
+def _resolve_checks(doc: YamlDoc, expect: Expect, loc: tuple[str | int, ...]) -> list[CheckRef]:
+    """Import every ``python`` check and look up every ``check`` name now, so a typo is a config error."""
+    refs: list[CheckRef] = []
+    for entry, at in _entries(expect.python, (*loc, "python")) if expect.python is not None else []:
+        spec = PythonCheck(fn=entry) if isinstance(entry, str) else entry
+        where = at if isinstance(entry, str) else (*at, "fn")
+        try:
+            _, file, digest = load_file_check(doc.path.parent, spec.fn)
+        except ConfigError as exc:
+            raise doc.error(where, exc.message, hint=exc.hint) from exc
+        refs.append(CheckRef("python", spec.fn, min=spec.min, args=spec.args, path=str(file), sha256=digest))
+    for entry, at in _entries(expect.check, (*loc, "check")) if expect.check is not None else []:
+        named = NamedCheck(name=entry) if isinstance(entry, str) else entry
+        try:
+            found = lookup(named.name)
+        except ConfigError as exc:
+            raise doc.error(at if isinstance(entry, str) else (*at, "name"), exc.message, hint=exc.hint) from exc
+        refs.append(CheckRef("check", named.name, min=named.min, args=named.args, source=found.source))
+    return refs
 
 
 def _resolve_schema(doc: YamlDoc, schema: dict[str, Any] | str, loc: tuple[str | int, ...]) -> dict[str, Any]:

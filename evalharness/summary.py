@@ -9,6 +9,7 @@ from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
 from evalharness.regress import Baselines, Population, RunData, baseline_verdicts, cell_comparisons
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
+from evalharness.scoring.tally import check_tallies, own_checks
 from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_source
 
 
@@ -40,7 +41,8 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         rows = by_cell.get(cell["cell_id"], [])
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
                       "n": len(rows),
-                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k)})
+                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k),
+                      "checks": check_tallies(rows, cases)})
     usages = [r.get("usage") or {} for r in records]
     totals = {
         "requests": len(records),
@@ -85,4 +87,6 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         "comparisons": cell_comparisons(run),
         "baseline": baselines.cli.describe() | {"population": population} if baselines and baselines.cli else None,
         "gates": verdicts,
+        # Checks of the cases' own (file or name): where each is, and whether it was found again as it was.
+        "checks": own_checks(cases),
     }

@@ -122,6 +122,8 @@ def _variants(pair: Pair, has_expect: bool, budget: _Budget) -> list[dict[str, A
             "text": budget.take(content) if is_modal else "", "segments": segments, "empty": not content,
             "reasoning": budget.take(record.get("reasoning") or ""),
             "tool_calls": budget.take(json.dumps(tool_calls, ensure_ascii=False, indent=1)) if tool_calls else "",
+            "check_errors": [{"check": e.check, "error": e.error or "", "traceback": clip(e.traceback or "", 4000)}
+                             for e in pair.check_errors[position]] if pair.check_errors else [],
         })
     return out
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalharness.scoring.metrics import CaseSpec, sample_failures
+from evalharness.scoring.usercheck import CheckOutcome
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Pair:
     records: list[dict[str, Any]] = field(default_factory=list)
     # Failed expect checks per record, parallel to ``records`` (a failed request fails with its error).
     failures: list[list[str]] = field(default_factory=list)
+    # Checks of the case's own that errored on each record (raised, or returned no verdict), parallel too.
+    check_errors: list[list[CheckOutcome]] = field(default_factory=list)
     # Completed outputs (content, "" when none) with their counts, most common first after ``finish``.
     outputs: Counter[str] = field(default_factory=Counter)
     # Failed requests, and records failing their checks (failed requests included).
@@ -79,16 +82,19 @@ def build_outcomes(manifest: dict[str, Any], summary: dict[str, Any], records: l
         pair = Pair(case=case, cell_id=cell_id, records=recs)
         spec = specs.get(case) or CaseSpec()
         for r in recs:
-            if r["ok"]:
+            if r["ok"] and spec.checks:  # a check of one's own sees more than the content; it memoises itself
+                failures = sample_failures(r, spec)
+                pair.outputs[r.get("content") or ""] += 1
+            elif r["ok"]:
                 key = (case, r.get("content"))
-                failures = memo.get(key)
-                if failures is None:
-                    failures = memo[key] = sample_failures(r, spec)
+                seen = memo.get(key)
+                failures = seen if seen is not None else memo.setdefault(key, sample_failures(r, spec))
                 pair.outputs[r.get("content") or ""] += 1
             else:
                 failures = sample_failures(r, spec)
                 pair.errors += 1
             pair.failures.append(failures)
+            pair.check_errors.append([o for o in spec.outcomes(r) if o.error] if r["ok"] and spec.checks else [])
             pair.failed += bool(failures)
             by_item[r["item_id"]] = failures
         pairs[(case, cell_id)] = pair

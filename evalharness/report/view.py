@@ -8,6 +8,7 @@ from typing import Any
 
 from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
+from evalharness.report.checks_view import checks_view
 from evalharness.report.comparisons import comparisons_view
 from evalharness.report.drilldown import determinism_view, drilldown_view
 from evalharness.report.fmt import (
@@ -149,6 +150,7 @@ def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[
         "determinism": determinism_view(outcomes, keys, labels),
         "comparisons": comparisons_view(summary, keys),
         "drilldown": drilldown_view(outcomes, keys, labels),
+        "checks": checks_view(summary, keys),
     }
 
 

@@ -1,14 +1,18 @@
-"""Per-sample checks: JSON validity (strict and lenient), JSON Schema, expectations and answer extraction."""
+"""Per-sample checks: JSON validity (strict and lenient), JSON Schema, the built-in expectations (registered by
+name, as a user's checks are) and answer extraction."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from evalharness.scoring.registry import CheckContext, CheckResult, check, lookup
+from evalharness.scoring.usercheck import CheckOutcome, run_check
 from evalharness.suites import Expect, Extractor, ToolCallExpect
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -161,39 +165,101 @@ def check_tool_call(tool_calls: list[dict[str, Any]] | None, want: ToolCallExpec
     return first or []
 
 
+# The built-in checks, registered like a user's (``expect: {check: {name: contains, args: {value: x}}}`` works
+# too); ``expect``'s own keys compile to calls of them in ``builtin_calls``. Their reasons are the messages.
+
+def _result(failures: list[str]) -> CheckResult:
+    return CheckResult(not failures, "; ".join(failures))
+
+
+@check("equals")
+def _equals(answer: str, case: CheckContext) -> CheckResult:
+    want = str(case.args["value"])
+    return _result([] if answer.strip() == want.strip() else [f"expected exactly {want!r}"])
+
+
+@check("contains")
+def _contains(answer: str, case: CheckContext) -> CheckResult:
+    return _result([f"does not contain {n!r}" for n in _as_list(case.args["value"]) if n.lower() not in answer.lower()])
+
+
+@check("not_contains")
+def _not_contains(answer: str, case: CheckContext) -> CheckResult:
+    return _result([f"contains {n!r}" for n in _as_list(case.args["value"]) if n.lower() in answer.lower()])
+
+
+@check("regex")
+def _regex(answer: str, case: CheckContext) -> CheckResult:
+    pattern = case.args["pattern"]
+    return _result([] if re.search(pattern, answer, re.DOTALL | re.MULTILINE) else [f"does not match /{pattern}/"])
+
+
+@check("json_valid")
+def _json_valid(answer: str, case: CheckContext) -> CheckResult:
+    return _result([] if is_json(case.content) else ["not valid JSON"])
+
+
+@check("json_schema")
+def _json_schema(answer: str, case: CheckContext) -> CheckResult:
+    value = parse_json_strict(case.content)
+    if value is _MISSING:
+        return _result(["not valid JSON (schema check)"])
+    errors = schema_errors(value, case.args["schema"])
+    return _result(["schema: " + "; ".join(errors[:3])] if errors else [])
+
+
+@check("answer")
+def _answer(answer: str, case: CheckContext) -> CheckResult:
+    extract = case.args.get("extract")
+    if isinstance(extract, dict):
+        extract = Extractor.model_validate(extract)
+    got = extract_answer(case.content, extract) if extract else answer.strip()
+    want = case.args["value"]
+    return _result([] if _same_answer(got, want) else [f"answer {got!r} is not {want!r}"])
+
+
+@check("tool_call")
+def _tool_call(answer: str, case: CheckContext) -> CheckResult:
+    want = ToolCallExpect.model_validate({"name": case.args["name"], "arguments": case.args.get("arguments")})
+    return _result(check_tool_call(case.tool_calls, want, case.params.get("tools")))
+
+
+def builtin_calls(expect: Expect, schema: dict[str, Any] | None, extractor: Extractor | None
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """The built-in checks ``expect`` asks for, in order, each with its arguments (one per needle, so each
+    missing needle is its own failure)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    if expect.equals is not None:
+        calls.append(("equals", {"value": expect.equals}))
+    calls += [("contains", {"value": needle}) for needle in _as_list(expect.contains)]
+    calls += [("not_contains", {"value": needle}) for needle in _as_list(expect.not_contains)]
+    if expect.regex is not None:
+        calls.append(("regex", {"pattern": expect.regex}))
+    if expect.json_valid:
+        calls.append(("json_valid", {}))
+    if schema is not None:
+        calls.append(("json_schema", {"schema": schema}))
+    if expect.answer is not None:
+        calls.append(("answer", {"value": expect.answer, "extract": extractor}))
+    if expect.tool_call is not None:
+        calls.append(("tool_call", {"name": expect.tool_call.name, "arguments": expect.tool_call.arguments}))
+    return calls
+
+
+def run_builtins(context: CheckContext, calls: list[tuple[str, dict[str, Any]]]) -> list[CheckOutcome]:
+    """Every built-in check of ``calls`` on one sample."""
+    answer = context.content or ""
+    return [run_check(lookup(name).fn, answer, replace(context, args=args), label=name, builtin=True)
+            for name, args in calls]
+
+
 def check_expect(content: str | None, expect: Expect, schema: dict[str, Any] | None,
                  extractor: Extractor | None, *, tool_calls: list[dict[str, Any]] | None = None,
                  tools: list[dict[str, Any]] | None = None) -> list[str]:
-    """Every failed check as a message; an empty list means the sample passes.
+    """Every failed built-in check as a message; an empty list means the sample passes them.
 
     ``tool_calls`` (the record's) and ``tools`` (the request's params) matter only to ``expect.tool_call``.
     """
-    text = content or ""
-    failures: list[str] = []
-    if expect.equals is not None and text.strip() != expect.equals.strip():
-        failures.append(f"expected exactly {expect.equals!r}")
-    for needle in _as_list(expect.contains):
-        if needle.lower() not in text.lower():
-            failures.append(f"does not contain {needle!r}")
-    for needle in _as_list(expect.not_contains):
-        if needle.lower() in text.lower():
-            failures.append(f"contains {needle!r}")
-    if expect.regex is not None and not re.search(expect.regex, text, re.DOTALL | re.MULTILINE):
-        failures.append(f"does not match /{expect.regex}/")
-    if expect.json_valid and not is_json(content):
-        failures.append("not valid JSON")
-    if schema is not None:
-        value = parse_json_strict(content)
-        if value is _MISSING:
-            failures.append("not valid JSON (schema check)")
-        else:
-            errors = schema_errors(value, schema)
-            if errors:
-                failures.append("schema: " + "; ".join(errors[:3]))
-    if expect.answer is not None:
-        got = extract_answer(content, extractor) if extractor else text.strip()
-        if not _same_answer(got, expect.answer):
-            failures.append(f"answer {got!r} is not {expect.answer!r}")
-    if expect.tool_call is not None:
-        failures += check_tool_call(tool_calls, expect.tool_call, tools)
-    return failures
+    context = CheckContext(case_id="", suite="", vars={}, messages=[], expect={}, params={"tools": tools},
+                           content=content, reasoning=None, tool_calls=tool_calls)
+    return [o.message for o in run_builtins(context, builtin_calls(expect, schema, extractor)) if not o.passed]

@@ -7,15 +7,24 @@ import json
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from evalharness.scoring.checks import check_expect, extract_answer, is_json, is_json_lenient, is_schema_valid
+from evalharness.scoring.checks import (
+    builtin_calls,
+    extract_answer,
+    is_json,
+    is_json_lenient,
+    is_schema_valid,
+    run_builtins,
+)
 from evalharness.scoring.passk import pass_k_metrics
+from evalharness.scoring.registry import CheckContext
 from evalharness.scoring.stats import distribution, mean_ci, rate
+from evalharness.scoring.usercheck import CheckOutcome, CheckRef, Resolved, resolve, run_check
 from evalharness.store import attempt_count
 from evalharness.suites import Expect, Extractor
 from evalharness.usage import cached_tokens, source_fields
@@ -52,10 +61,50 @@ class CaseSpec:
     expect: Expect | None = None
     schema: dict[str, Any] | None = None
     extract: Extractor | None = None
+    # The case's own checks, and what they are shown of the case (suite, case_id, vars, messages).
+    checks: tuple[CheckRef, ...] = ()
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
     # Scores of outputs already seen for this case: repeats often say the same thing, and the report and the
     # comparisons score the same records again; schema validation is the costly part.
     _memo: dict[tuple[Any, ...], dict[str, float]] = field(default_factory=dict, compare=False, repr=False)
     _answers: dict[str | None, str | None] = field(default_factory=dict, compare=False, repr=False)
+    _checked: dict[tuple[Any, ...], list[CheckOutcome]] = field(default_factory=dict, compare=False, repr=False)
+    _resolved: list[Resolved] = field(default_factory=list, compare=False, repr=False)
+
+    def resolved(self) -> list[Resolved]:
+        """The case's own checks, found again (once) from what the manifest keeps."""
+        if len(self._resolved) != len(self.checks):
+            self._resolved[:] = [resolve(ref) for ref in self.checks]
+        return self._resolved
+
+    def outcomes(self, record: dict[str, Any]) -> list[CheckOutcome]:
+        """Every check of the case on one completed record, built-in ones first; memoised per output."""
+        params = record.get("params") or {}
+        tool_calls = record.get("tool_calls")
+        key: tuple[Any, ...] = (record.get("content"), json.dumps([tool_calls, params.get("tools")], sort_keys=True)
+                                if tool_calls else None)
+        if self.checks:  # a check of one's own sees the reasoning and the params too
+            key += (record.get("reasoning"), json.dumps(params, sort_keys=True, default=str))
+        found = self._checked.get(key)
+        if found is not None:
+            return found
+        context = CheckContext(
+            case_id=self.context.get("case_id", record.get("case_id", "")),
+            suite=self.context.get("suite", record.get("suite", "")), vars=self.context.get("vars") or {},
+            messages=self.context.get("messages") or [],
+            expect=self.expect.model_dump(exclude_none=True) if self.expect else {}, params=params,
+            content=record.get("content"), reasoning=record.get("reasoning"), tool_calls=tool_calls)
+        found = run_builtins(context, builtin_calls(self.expect, self.schema, self.extract)) if self.expect else []
+        answer = record.get("content") or ""
+        for own in self.resolved():
+            label = own.ref.ref
+            if own.fn is None:
+                found.append(CheckOutcome(label, False, error=own.problem))
+            else:
+                found.append(run_check(own.fn, answer, replace(context, args=own.ref.args), label=label,
+                                       minimum=own.ref.min))
+        self._checked[key] = found
+        return found
 
     def answer(self, content: str | None) -> str | None:
         """The extracted answer of an output (the case must have an extractor); memoised like the scores."""
@@ -73,12 +122,17 @@ class CaseSpec:
     def from_manifest(cls, data: dict[str, Any]) -> CaseSpec:
         return cls(expect=Expect.model_validate(data["expect"]) if data.get("expect") else None,
                    schema=data.get("schema"),
-                   extract=Extractor.model_validate(data["extract"]) if data.get("extract") else None)
+                   extract=Extractor.model_validate(data["extract"]) if data.get("extract") else None,
+                   checks=tuple(CheckRef.from_manifest(c) for c in data.get("checks") or ()),
+                   context=data.get("context") or {})
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"expect": self.expect.model_dump(exclude_none=True) if self.expect else None,
-                "schema": self.schema,
-                "extract": self.extract.model_dump(exclude_none=True) if self.extract else None}
+        out: dict[str, Any] = {"expect": self.expect.model_dump(exclude_none=True) if self.expect else None,
+                               "schema": self.schema,
+                               "extract": self.extract.model_dump(exclude_none=True) if self.extract else None}
+        if self.checks:  # only then: what a case is shown is kept for re-scoring, not for every case
+            out.update(checks=[c.to_manifest() for c in self.checks], context=self.context)
+        return out
 
 
 _NO_SPEC = CaseSpec()
@@ -400,5 +454,4 @@ def sample_failures(record: dict[str, Any], spec: CaseSpec) -> list[str]:
         return [f"request failed: {record.get('error')}"]
     if spec.expect is None:
         return []
-    return check_expect(record.get("content"), spec.expect, spec.schema, spec.extract,
-                        tool_calls=record.get("tool_calls"), tools=(record.get("params") or {}).get("tools"))
+    return [o.message for o in spec.outcomes(record) if not o.passed]
