@@ -1,3 +1,35 @@
-"""evalharness: evaluate and benchmark OpenAI-compatible chat APIs."""
+"""evalharness: evaluate and benchmark OpenAI-compatible chat APIs.
+
+From Python: ``evalharness.run(config)`` runs a config (a YAML path or a mapping) and returns a ``Run``;
+``evalharness.load_run(dir)`` reads a stored one; ``evalharness.compare(base, new)`` gives regression
+verdicts. See ``evalharness/api.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from evalharness.api import compare, load_run, run
+    from evalharness.results import CaseOutcome, Cell, Change, Comparison, GateVerdict, Metric, Run
+
+__all__ = ["CaseOutcome", "Cell", "Change", "Comparison", "GateVerdict", "Metric", "Run", "__version__",
+           "compare", "load_run", "run"]
+
+_FROM = {"run": "evalharness.api", "load_run": "evalharness.api", "compare": "evalharness.api",
+         **{name: "evalharness.results" for name in ("Run", "Cell", "Metric", "GateVerdict", "CaseOutcome",
+                                                       "Change", "Comparison")}}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the pytest plugin loads this package in every pytest session once it is
+    # installed, and a session that never asks for a run should not pay for numpy, pydantic and httpx.
+    if name not in _FROM:
+        raise AttributeError(f"module 'evalharness' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_FROM[name]), name)
+    globals()[name] = value
+    return value
