@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +18,7 @@ from evalharness.scoring.metrics import CATALOGUE, PER_CASE_RATES
 from evalharness.scoring.paired import COMPARABLE, split_metric
 from evalharness.suites import Suite, load_suite
 from evalharness.thinking import SwitchMessage, ThinkingVia, normalize_thinking
-from evalharness.yamlsrc import YamlDoc, describe_error, load_yaml, parse_model
+from evalharness.yamlsrc import KeyPath, YamlDoc, describe_error, load_yaml, parse_model
 
 
 class _Strict(BaseModel):
@@ -194,7 +196,10 @@ class LoadedConfig(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    path: Path
+    #: The config file; None for a config given as a mapping.
+    path: Path | None
+    #: Where the config's paths are relative to: the file's folder, or a mapping's base_dir.
+    folder: Path
     config: Config
     suites: list[Suite]
     raw: dict[str, Any]
@@ -214,18 +219,63 @@ class LoadedConfig(BaseModel):
         if env and not key and target.kind != "local":
             raise ConfigError(
                 f"{env} is not set in this environment (or is empty), so the requests to {target.model} at "
-                f"{target.base_url} would carry no API key", file=str(self.path), key="target.api_key_env",
+                f"{target.base_url} would carry no API key", file=str(self.path) if self.path else None,
+                key="target.api_key_env",
                 line=self.api_key_line,
                 hint=f"export {env}=<your key>; for a target that needs no key, write api_key_env: null")
         return key or None
 
 
-def load_config(path: str | Path) -> LoadedConfig:
-    """Load, validate and resolve a config file and its suites."""
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedConfig:
+    """Load, validate and resolve a config file and its suites, with ``overrides`` merged over the file
+    (see ``merge_overrides``)."""
     path = Path(path)
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError("a config must be a YAML mapping (name, target, suites, ...)", file=str(path), line=1)
+    if overrides:
+        doc.data, doc.overridden = merge_overrides(doc.data, overrides)
+    return _resolve(doc, path.resolve(), path.parent)
+
+
+def config_from_mapping(data: Mapping[str, Any], *, base_dir: str | os.PathLike[str] | None = None,
+                        overrides: Mapping[str, Any] | None = None) -> LoadedConfig:
+    """Validate and resolve a config given as a mapping, as a file would be: paths in it are relative to
+    ``base_dir`` (default: the current directory); errors name the key path (there is no file or line)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("a config must be a mapping (name, target, suites, ...)")
+    folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    merged, overridden = merge_overrides(dict(data), overrides or {})
+    return _resolve(YamlDoc(path=folder, data=merged, name="<config>", overridden=overridden), None, folder)
+
+
+def merge_overrides(base: dict[str, Any], overrides: Mapping[str, Any]
+                    ) -> tuple[dict[str, Any], frozenset[KeyPath]]:
+    """``overrides`` merged over ``base`` (neither is changed), and the key paths the overrides set.
+
+    A mapping merges into the mapping under the same key, key by key, at any depth; any other value (a
+    list, a number, a string, None) replaces what was there: ``{"defaults": {"max_tokens": 8}}`` keeps the
+    other defaults, ``{"grid": {"seed": [1, 2]}}`` replaces that axis's values, ``{"gates": []}`` drops
+    every gate.
+    """
+    merged = copy.deepcopy(base)
+    paths: set[KeyPath] = set()
+
+    def merge(into: dict[str, Any], over: Mapping[str, Any], at: KeyPath) -> None:
+        for key, value in over.items():
+            here = (*at, key)
+            if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+                merge(into[key], value, here)
+            else:
+                into[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+                paths.add(here)
+
+    merge(merged, overrides, ())
+    return merged, frozenset(paths)
+
+
+def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
+    """Validate a parsed config and load its suites; ``folder`` is where its paths are relative to."""
     config: Config = parse_model(doc, Config, doc.data)
     for axis, values in config.grid.items():
         seen_values: set[str] = set()
@@ -243,10 +293,11 @@ def load_config(path: str | Path) -> LoadedConfig:
     seen: dict[str, int] = {}
     for i, entry in enumerate(config.suites):
         ref = SuiteRef(path=entry) if isinstance(entry, str) else entry
-        suite_path = (path.parent / ref.path).resolve()
+        suite_path = (folder / ref.path).resolve()
         if not suite_path.is_file():
             raise doc.error(("suites", i), f"suite file not found: {ref.path} (looked in {suite_path})",
-                            hint="paths are relative to the config file's folder")
+                            hint="paths are relative to the config file's folder" if path else
+                                 "paths are relative to base_dir, or the current directory without it")
         suite = _select(doc, i, ref, load_suite(suite_path))
         if suite.name in seen:
             raise doc.error(("suites", i), f"two suites are named {suite.name!r}")
@@ -259,11 +310,11 @@ def load_config(path: str | Path) -> LoadedConfig:
         for key in gate.where:
             if key not in config.grid and key not in PARAM_NAMES:
                 raise doc.error(("gates", i, "where", key), f"unknown parameter {key!r} in where")
-        problem = _gate_problem(gate, path.parent)
+        problem = _gate_problem(gate, folder)
         if problem:
             raise doc.error(("gates", i, problem[0]), problem[1])
-    return LoadedConfig(path=path.resolve(), config=config, suites=suites, raw=doc.data,
-                        api_key_line=doc.line_of(("target", "api_key_env")))
+    return LoadedConfig(path=path, folder=folder.resolve(), config=config, suites=suites, raw=doc.data,
+                        api_key_line=doc.line_of(("target", "api_key_env")) if path else None)
 
 
 def _select(doc: YamlDoc, i: int, ref: SuiteRef, suite: Suite) -> Suite:

@@ -28,14 +28,25 @@ def progress_line(done: int, total: int, errors: int, elapsed: float) -> str:
 
 
 class Progress:
-    """Redraws the progress line a few times a second when the stream is a terminal; else stays quiet."""
+    """Redraws the progress line a few times a second when the stream is a terminal; else stays quiet.
 
-    def __init__(self, stream: TextIO | None = None, interval_s: float = 0.25) -> None:
+    ``enabled`` forces the line on or off; ``announce`` is where the run's one-line start message goes (the
+    command line's stdout; None: nowhere, as for a quiet run from Python).
+    """
+
+    def __init__(self, stream: TextIO | None = None, interval_s: float = 0.25, *, enabled: bool | None = None,
+                 announce: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.announce_to = announce
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
+
+    def announce(self, text: str) -> None:
+        """Say what is about to run (one line, before the first request), where ``announce`` points."""
+        if self.announce_to is not None:
+            print(text, file=self.announce_to, flush=True)
 
     def start(self, state: RunState) -> None:
         self._t0 = time.monotonic()

@@ -314,10 +314,10 @@ class Baselines:
     cli: RunData | None = None
 
 
-def baseline_dir(spec: str, config_path: Path) -> Path:
-    """A gate's ``baseline: DIR``, relative to the config file's folder like every path in a config."""
+def baseline_dir(spec: str, folder: Path) -> Path:
+    """A gate's ``baseline: DIR``, relative to the config's folder like every path in a config."""
     path = Path(spec).expanduser()
-    return path if path.is_absolute() else config_path.parent / path
+    return path if path.is_absolute() else folder / path
 
 
 def previous_run(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
@@ -342,7 +342,8 @@ def previous_run(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
 def load_baselines(manifest: dict[str, Any], run_dir: Path, cli_baseline: str | None) -> Baselines:
     """Load every baseline the run's gates name, and the ``--baseline`` run (I/O at the edge)."""
     out = Baselines()
-    config_path = Path(manifest.get("config_path", run_dir / "config.yaml"))
+    # A config given as a mapping has no file, only the folder its paths are relative to (config_dir).
+    folder = Path(manifest.get("config_dir") or Path(manifest.get("config_path") or run_dir / "config.yaml").parent)
     for gate in manifest["config"].get("gates", []):
         spec = gate.get("baseline")
         if not spec or spec in out.by_spec:
@@ -351,7 +352,7 @@ def load_baselines(manifest: dict[str, Any], run_dir: Path, cli_baseline: str | 
             found = previous_run(run_dir, manifest)
             out.by_spec[spec] = load_run(found) if found else None
         else:
-            out.by_spec[spec] = load_run(baseline_dir(spec, config_path))
+            out.by_spec[spec] = load_run(baseline_dir(spec, folder))
     if cli_baseline:
         out.cli = load_run(cli_baseline)
     return out

@@ -17,11 +17,18 @@ KeyPath = tuple[str | int, ...]
 
 @dataclass
 class YamlDoc:
-    """A parsed YAML document and the 1-based line of each key path in it."""
+    """A parsed YAML document and the 1-based line of each key path in it.
+
+    A config given as a Python mapping has no file and no lines: ``path`` is the folder its paths are
+    relative to and ``name`` what its errors call it. Key paths in ``overridden`` took their values from a
+    caller's overrides, so an error under one names the overrides, not a line of the file that lacks it.
+    """
 
     path: Path
     data: Any
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    name: str | None = None
+    overridden: frozenset[KeyPath] = frozenset()
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         """Line of the deepest prefix of ``loc`` that exists in the file."""
@@ -34,7 +41,15 @@ class YamlDoc:
 
     def error(self, loc: Sequence[str | int], message: str, hint: str | None = None) -> ConfigError:
         """A ConfigError pointing at ``loc`` in this file."""
-        return ConfigError(message, file=str(self.path), key=format_loc(loc), line=self.line_of(loc), hint=hint)
+        key = tuple(loc)
+        if any(key[:len(p)] == p for p in self.overridden):
+            return ConfigError(message, file="overrides", key=format_loc(loc), hint=hint)
+        return ConfigError(message, file=self.source, key=format_loc(loc), line=self.line_of(loc), hint=hint)
+
+    @property
+    def source(self) -> str:
+        """What errors name: the file, or the ``name`` of a document that has none."""
+        return self.name or str(self.path)
 
 
 def format_loc(loc: Sequence[str | int]) -> str:

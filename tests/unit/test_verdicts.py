@@ -15,9 +15,9 @@ from scipy.stats import fisher_exact as scipy_fisher
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from evalharness.app import finish
 from evalharness.cli import main
 from evalharness.config import Gate
+from evalharness.flow import finish
 from evalharness.regress import Baselines, baseline_verdicts, compare_runs
 from evalharness.scoring.cases import tarone_family
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
@@ -178,7 +178,7 @@ def test_run_baseline_names_the_broken_case_in_every_output(tmp_path: Path) -> N
     rng = np.random.default_rng(0)
     base = write(run_data([1.0, 1.0], repeats=10, rng=rng, run_id="base"), tmp_path / "base")
     new = write(run_data([1.0, 0.0], repeats=10, rng=rng, run_id="new"), tmp_path / "new")
-    summary = finish(new, complete=True, baseline=str(base))
+    summary = finish(new, complete=True, baseline=str(base)).summary
     assert summary["passed"] is False
     failing = [g for g in summary["gates"] if g.get("case")]
     assert {(g["case"], g["label"], g["case_verdict"]["counts"]) for g in failing} == {

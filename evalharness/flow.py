@@ -1,0 +1,213 @@
+"""The flow end to end, without a word to the console: config → plan → run → store → score → gate → report.
+
+The Python API (``api.py``) and the command line (``app.py``) both run evaluations through here; what a run
+prints is the caller's choice (``Progress``), and what it produced comes back as a ``Finished``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evalharness import __version__
+from evalharness.client import ChatClient
+from evalharness.config import LoadedConfig
+from evalharness.errors import RunAborted, UsageError
+from evalharness.local import TargetCheck, open_target
+from evalharness.plan import Plan, make_plan
+from evalharness.progress import Progress
+from evalharness.proxy import Route, redact, route_for
+from evalharness.regress import Population, load_baselines, stored_baseline
+from evalharness.report import write_reports
+from evalharness.runner import Runner
+from evalharness.scoring.metrics import CaseSpec
+from evalharness.store import (
+    MANIFEST,
+    SUMMARY,
+    ResultWriter,
+    new_run_id,
+    open_run_dir,
+    read_json,
+    read_records,
+    read_superseded,
+    set_aside_failures,
+    write_json,
+)
+from evalharness.summary import build_summary
+from evalharness.tokens import TokenCounter
+from evalharness.transport import run_async, side_transport, transport_name
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A scored run: its folder, summary.json's content, and the report files written beside it."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    reports: list[Path]
+
+
+def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any],
+                   route: Route) -> dict[str, Any]:
+    """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
+    version, target, the transport and proxy used, time."""
+    config = loaded.config.model_dump(mode="json", exclude_none=False)
+    config["target"]["headers"] = {name: "<redacted>" for name in config["target"].get("headers", {})}
+    if config["target"].get("proxy"):
+        config["target"]["proxy"] = redact(config["target"]["proxy"])
+    cases = {}
+    for suite in loaded.suites:
+        for case in suite.cases:
+            own = suite.checks.get(case.id, [])
+            spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
+                            checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
+                                                        "messages": suite.messages[case.id]} if own else {})
+            cases[f"{suite.name}/{case.id}"] = spec.to_manifest()
+    return {
+        "run_id": run_id, "harness_version": __version__,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # A config given as a mapping has no file; its paths (baseline gates) resolve against config_dir.
+        "config_path": str(loaded.path) if loaded.path else None, "config_dir": str(loaded.folder),
+        "config": config, "target": target,
+        "transport": route.describe(transport_name(route)),
+        "plan": {"requests": len(plan.items), "repeats": plan.repeats, "cases": plan.cases,
+                 "cells": [{"cell_id": c.cell_id, "label": c.label, "params": c.params} for c in plan.cells],
+                 "item_ids_digest": _digest(i.item_id for i in plan.items)},
+        "cases": cases,
+    }
+
+
+def _digest(ids: Iterable[str]) -> str:
+    """One fingerprint of the planned item ids: a resume must be of the same plan."""
+    h = hashlib.sha1()
+    for item_id in ids:
+        h.update(item_id.encode() + b"\n")
+    return h.hexdigest()
+
+
+def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
+           baseline: str | None = None, records: list[dict[str, Any]] | None = None,
+           population: Population = "suite") -> Finished:
+    """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``,
+    judged for ``population``)."""
+    manifest = read_json(run_dir / MANIFEST)
+    if records is None:
+        records = read_records(run_dir, compact=True)
+    baselines = load_baselines(manifest, run_dir, baseline) if gates else None
+    # The records (and baselines) live until the reports are written: the collector need not walk them
+    # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
+    gc.freeze()
+    try:
+        summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason,
+                                gates_enabled=gates, baselines=baselines, population=population)
+        write_json(run_dir / SUMMARY, summary)
+        reports = write_reports(run_dir, manifest, summary, records)
+    finally:
+        gc.unfreeze()
+    return Finished(run_dir, summary, reports)
+
+
+def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
+            resume: str | os.PathLike[str] | None = None, gates: bool = True,
+            baseline: str | os.PathLike[str] | None = None,
+            population: Population = "suite") -> Finished:
+    """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
+
+    A run that stops early (budget, interruption, a target that died mid-run) is still scored and reported,
+    with ``complete`` false and its ``stop_reason`` in the summary; what fails before anything is stored
+    raises (``RunAborted``, ``ConfigError``, ``UsageError``).
+    """
+    if baseline:
+        open_run_dir(Path(baseline))  # a wrong baseline is a usage error before anything is spent
+    cfg = loaded.config
+    plan = make_plan(loaded)
+    loaded.api_key()  # an unset key variable is a config error before anything is created or sent
+    if resume:
+        run_dir = open_run_dir(Path(resume))
+        manifest = read_json(run_dir / MANIFEST)
+        if manifest["plan"]["item_ids_digest"] != _digest(i.item_id for i in plan.items):
+            raise UsageError(f"{run_dir} was planned from a different config (cells, cases or repeats "
+                             f"differ); resume it with the config it was started with")
+    else:
+        run_dir = Path(out) if out else Path("reports") / cfg.name / new_run_id()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    # A resume sends again what failed before (e.g. after fixing an API key); what succeeded is never re-sent.
+    records = set_aside_failures(run_dir) if resume else read_records(run_dir)
+    done = {r["item_id"] for r in records}
+    todo = [item for item in plan.items if item.item_id not in done]
+    # A resumed run's budget counts what its earlier parts were charged, failed attempts included.
+    spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
+    stop_reason = None
+    try:
+        with open_target(loaded.config.target, run_dir / "server.log") as (target, check_target):
+            route = target_route(loaded, target)
+            if resume:
+                manifest["target"] = target
+                manifest["transport"] = route.describe(transport_name(route))
+                manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
+            else:
+                manifest = build_manifest(loaded, plan, run_dir.name, target, route)
+            write_json(run_dir / MANIFEST, manifest)
+            progress.announce(f"Running {cfg.name}: {len(todo)} requests"
+                              + (f" ({len(done)} already done)" if done else "")
+                              + f" against {target['model']} at {target['base_url']}" + through(route))
+            run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target))
+    except RunAborted as exc:
+        stop_reason = str(exc)
+        if not (run_dir / MANIFEST).exists():
+            raise
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        if not (run_dir / MANIFEST).exists():
+            raise RunAborted("interrupted before the run started") from None
+    return finish(run_dir, complete=stop_reason is None, stop_reason=stop_reason, gates=gates,
+                  baseline=os.fspath(baseline) if baseline else None, population=population)
+
+
+def rescore(run_dir: str | Path) -> Finished:
+    """``evalharness report RUN_DIR``: score a stored run again and rewrite its reports, calling nothing."""
+    run_dir = open_run_dir(Path(run_dir))
+    previous = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else {}
+    manifest = read_json(run_dir / MANIFEST)
+    records = read_records(run_dir, compact=True)
+    complete = len(records) >= manifest["plan"]["requests"]
+    stop_reason = None if complete else (previous.get("stop_reason") or
+                                         f"{len(records)} of {manifest['plan']['requests']} requests stored")
+    return finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous),
+                  records=records, population=(previous.get("baseline") or {}).get("population", "suite"))
+
+
+def target_route(loaded: LoadedConfig, target: dict[str, Any]) -> Route:
+    """How requests reach ``target`` (as ``open_target`` gives it): directly or through a proxy."""
+    return route_for(target["base_url"], loaded.config.target.proxy, local=target["kind"] == "local")
+
+
+def through(route: Route) -> str:
+    """`` through the proxy URL`` (password masked) for a console line, or nothing when there is no proxy."""
+    return f" through the proxy {route.shown}" if route.proxy is not None else ""
+
+
+async def _run(loaded: LoadedConfig, target: dict[str, Any], route: Route, run_dir: Path, todo: list[Any],
+               progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None) -> None:
+    cfg = loaded.config
+    writer = ResultWriter(run_dir)
+    key = loaded.api_key()
+    counter = TokenCounter(target["base_url"], target["model"], timeout_s=cfg.run.timeout_s,
+                           headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})},
+                           transport=side_transport(route))
+    try:
+        async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
+                              timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route) as chat:
+            runner = Runner(chat, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
+                            api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
+                            check_target=check_target)
+            await runner.run(todo, total=len(todo), spent=spent)
+    finally:
+        writer.close()
+        await counter.aclose()
