@@ -33,7 +33,8 @@ from typing import Any
 from evalharness import client as kinds
 from evalharness.client import ChatClient, Outcome
 from evalharness.config import Pricing, RunOptions
-from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed
+from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed, TargetUnreachable
+from evalharness.health import CHECK_PROMPT, TargetHealth
 from evalharness.params import build_body
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
@@ -144,6 +145,8 @@ class Runner:
         self.progress = progress
         self.rng = random.Random(seed)
         self.limiter = RateLimiter(options.rpm, options.tpm)
+        # Streaks of "nothing there" failures across items, and the check that ends the run on one.
+        self.health = TargetHealth(self._send_check)
         self._stop = asyncio.Event()
         self._interrupted = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -206,6 +209,8 @@ class Runner:
             raise RunInterrupted(f"interrupted after {self.state.done} of {total} requests{cancelled}")
         if reason and reason.startswith("budget"):
             raise BudgetExhausted(reason)
+        if reason and reason.startswith("unreachable"):
+            raise TargetUnreachable(reason.removeprefix("unreachable: "))
         if reason and reason.startswith("systematic"):
             raise SystematicFailure(reason.removeprefix("systematic: "))
         return self.state
@@ -264,6 +269,9 @@ class Runner:
         started: str | None = None
         charged = 0.0
         while True:
+            await self.health.ready()
+            if self.health.unreachable:
+                return None
             ready = time.perf_counter_ns()
             if not self._reserve(worst_cost):
                 self.stop(f"budget: the next request could push spend past the budget of {self.options.budget} "
@@ -286,6 +294,8 @@ class Runner:
             self.limiter.settle(worst_tokens, tokens_used(outcome.usage) if billed else 0)
             if outcome.error_kind in RETRY_KINDS:
                 await self._check_target()
+            if await self._gone(outcome):
+                return None  # unrecorded, like any item a stop cuts short: --resume sends it again
             attempts.append({"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
                              "queue_s": (sent - ready) / 1e9, "e2e_s": outcome.e2e_s})
             if outcome.ok or not is_retryable(outcome) or len(attempts) > self.options.max_retries:
@@ -309,6 +319,22 @@ class Runner:
         if self.counter is None or outcome.usage is not None or not outcome.ok:
             return None
         return await self.counter.count(body, outcome)
+
+    async def _gone(self, outcome: Outcome) -> bool:
+        """Whether this failed attempt completed a streak after which the target is given up on."""
+        reason = await self.health.observe(outcome)
+        if reason is None:
+            return False
+        self.stop(f"unreachable: {reason}")
+        # Items waiting out a backoff stop waiting now, as on Ctrl-C: the run ends within seconds.
+        self._interrupted.set()
+        return True
+
+    async def _send_check(self) -> Outcome:
+        """The tiny request that tells a dead target from a run of bad luck (one token, not streamed)."""
+        body = build_body(self.model, [{"role": "user", "content": CHECK_PROMPT}],
+                          {"max_tokens": 1, "temperature": 0}, stream=False)
+        return await self.chat.complete(body)
 
     async def _check_target(self) -> None:
         """After a request failed on the way: a dead server stops the run at once, the item unrecorded."""
