@@ -69,7 +69,8 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         return counted[cell_id].get(metric, {})
 
     verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals,
-                              defaults=manifest["config"].get("defaults"), case_counts=counts)
+                              defaults=manifest["config"].get("defaults"), case_counts=counts,
+                              planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
     return {

@@ -75,7 +75,17 @@ def gate_value(gate: dict[str, Any], digits: int = 4) -> str:
     case = gate.get("case_verdict")
     if case:
         return str(case["counts"])
-    return "–" if gate.get("value") is None else f"{gate['value']:.{digits}g}"
+    if gate.get("value") is None:
+        return "–"
+    return f"{gate['value']:.{digits}g}" + gate_sample(gate)
+
+
+def gate_sample(gate: dict[str, Any]) -> str:
+    """`` (n=12)``, or `` (n=1 of 48 planned)`` where requests of the cell failed or were not sent."""
+    n, planned = gate.get("n"), gate.get("planned")
+    if n is None:
+        return ""
+    return f" (n={n} of {planned} planned)" if gate.get("note") and planned else f" (n={n})"
 
 
 def source_mark(metric: dict[str, Any]) -> str:

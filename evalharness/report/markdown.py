@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.report.fmt import cached_note, fmt, fmt_interval, gate_bound, gate_subject, gate_value, usage_note
-from evalharness.report.ranking import best_setting, rank_cells
+from evalharness.report.ranking import best_setting, no_best_reason, rank_cells
 from evalharness.report.view import CELL_COLUMNS, cell_value, pass_k_note
 
 MAX_BYTES = 900_000
@@ -32,7 +32,7 @@ def md(text: Any) -> str:
 def _best_lines(summary: dict[str, Any]) -> list[str]:
     best = best_setting(summary["cells"])
     if best is None:
-        return ["", "No setting has completed requests."]
+        return ["", no_best_reason(summary["cells"])]
     crit, leader = best.criterion, best.leader
     ci = fmt_interval(crit.interval(leader), crit.kind)
     n = crit.n(leader)

@@ -31,6 +31,7 @@ from evalharness.report.ranking import (
     Criterion,
     best_cell,
     best_setting,
+    no_best_reason,
     primary_criterion,
     rank_cells,
 )
@@ -139,6 +140,7 @@ def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[
         "stop_reason": summary.get("stop_reason") or "",
         "verdict": _verdict(summary, records),
         "best": _best(best, keys) if best else None,
+        "no_best": "" if best else no_best_reason(cells),
         "leaderboard": _leaderboard(cells, best, keys, index, summary["gates"]),
         "gates": _gate_sections(summary["gates"]),
         "table": _table(cells, keys),
