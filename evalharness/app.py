@@ -161,7 +161,7 @@ async def _execute(loaded: LoadedConfig, target: dict[str, Any], run_dir: Path, 
     cfg = loaded.config
     writer = ResultWriter(run_dir)
     key = loaded.api_key()
-    counter = TokenCounter(target["base_url"], target["model"], timeout_s=cfg.run.timeout_s,
+    counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"], timeout_s=cfg.run.timeout_s,
                            headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})})
     try:
         async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,

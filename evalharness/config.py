@@ -38,6 +38,9 @@ class Target(_Strict):
     model: str | None = None
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Where the model server's tokenize endpoint is, when ``base_url`` is a gateway that does not pass it on
+    #: (its root, e.g. http://127.0.0.1:8080): counted usage and the probe's logit_bias use it.
+    tokenizer_url: str | None = Field(None, pattern=r"^https?://")
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = Field(None, ge=1, le=256)
     startup_timeout_s: float = Field(180.0, gt=0)

@@ -6,7 +6,7 @@ from typing import Any
 
 from evalharness.plan import Estimate, Plan
 from evalharness.regress import describe_change, too_small
-from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, usage_note
+from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
 from evalharness.report.view import CELL_COLUMNS, cell_value
 
@@ -43,7 +43,7 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
            + (f" ({', '.join(f'{k} × {n}' for k, n in sorted(t['errors_by_kind'].items()))})"
               if t["errors_by_kind"] else "")
            + (f", {t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}"
-              + "".join(f" ({note})" for note in (usage_note(t), cached_note(t)) if note)
+              + "".join(f" ({note})" for note in (usage_note(t), provenance_note(t), cached_note(t)) if note)
               if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")]
     best = best_setting(summary["cells"])
     if best:

@@ -49,6 +49,9 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 # The run stops when this many requests in a row have all failed the same way and none has succeeded.
 SYSTEMATIC_AFTER = 5
+# Responses that carry usage whose tokens are counted too, to tell the server's counts from a gateway's
+# estimate (usage.usage_check); the first ones of the run, so the extra requests stay few.
+USAGE_CHECK_SAMPLE = 8
 # A request without max_tokens is reserved against the budget at this many output tokens.
 UNBOUNDED_MAX_TOKENS = 4096
 
@@ -151,6 +154,7 @@ class Runner:
         self._interrupted = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self.state = RunState(total=0)
+        self._usage_checks = 0
 
     def stop(self, reason: str) -> None:
         """Stop scheduling new items; in-flight ones finish."""
@@ -308,7 +312,9 @@ class Runner:
         counted = await self._count(body, outcome)
         if counted is not None:
             cost = cost_of(counted.usage, self.pricing)
-        return self._record(item, outcome, attempts, started, charged, cost, counted)
+        record = self._record(item, outcome, attempts, started, charged, cost, counted)
+        record["usage_check"] = await self._check_usage(body, outcome)
+        return record
 
     async def _count(self, body: dict[str, Any], outcome: Outcome) -> Counted | None:
         """Token counts from the server's tokenizer for a completed response that carried no usage.
@@ -319,6 +325,16 @@ class Runner:
         if self.counter is None or outcome.usage is not None or not outcome.ok:
             return None
         return await self.counter.count(body, outcome)
+
+    async def _check_usage(self, body: dict[str, Any], outcome: Outcome) -> dict[str, Any] | None:
+        """For the first responses that carry usage: their tokens counted with the server's tokenizer too,
+        stored beside the reported usage (not instead of it). Outside any measured interval, like ``_count``."""
+        if (self.counter is None or outcome.usage is None or not outcome.ok
+                or self._usage_checks >= USAGE_CHECK_SAMPLE):
+            return None
+        self._usage_checks += 1
+        counted = await self.counter.count(body, outcome)
+        return None if counted is None else {**counted.usage, **counted.describe()}
 
     async def _gone(self, outcome: Outcome) -> bool:
         """Whether this failed attempt completed a streak after which the target is given up on."""

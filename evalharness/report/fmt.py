@@ -120,6 +120,13 @@ def usage_note(totals: dict[str, Any]) -> str:
                          "prompt_estimated": totals.get("prompt_tokens_estimated")})
 
 
+def provenance_note(totals: dict[str, Any]) -> str:
+    """"usage looks estimated by a gateway: …" where a sample of reported usage disagreed with the model
+    server's tokenizer; "" otherwise (also when there was no tokenizer to check with)."""
+    check = totals.get("usage_check") or {}
+    return str(check.get("note") or "") if check.get("estimated_by_gateway") else ""
+
+
 def cached_note(totals: dict[str, Any]) -> str:
     """Cached prompt tokens and what they saved, where the server reported any."""
     if not totals.get("cached_tokens"):

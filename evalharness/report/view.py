@@ -19,6 +19,7 @@ from evalharness.report.fmt import (
     gate_bound,
     gate_subject,
     gate_value,
+    provenance_note,
     source_mark,
     source_title,
     usage_note,
@@ -188,6 +189,8 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
                   ("cost", f"{approx}{totals['cost']:.4g} {totals['currency']}{mark}")]
         if note:
             items.append(("token counts", note))
+        if provenance_note(totals):
+            items.append(("usage", provenance_note(totals)))
         if cached_note(totals):
             items.append(("prompt cache", cached_note(totals)))
     items.append(("run time", fmt_duration(run_time(records))))
