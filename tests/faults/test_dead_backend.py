@@ -11,6 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from evalharness import runner
 from tests.faults.harness import run_cli, stored_records, write_config
 from tests.faults.proxy import CannedChat, FaultProxy, Seen
 
@@ -55,7 +58,9 @@ def test_a_backend_that_dies_mid_run_ends_it_with_exit_3_naming_the_cause_and_re
     assert len({r["item_id"] for r in records}) == CASES
 
 
-def test_a_short_outage_that_passes_before_the_check_does_not_stop_the_run(tmp_path: Path) -> None:
+def test_a_short_outage_that_passes_before_the_check_does_not_stop_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "BACKOFF_BASE_S", 0.01)  # six retries of one item need not take seconds
     with CannedChat() as backend, FaultProxy(backend.base_url) as gateway:
         # Five requests in a row are cut off (a restart), then the gateway answers again, the check too.
         gateway.script = lambda seen: "reset" if 2 <= seen.index < 7 else None
