@@ -86,9 +86,11 @@ class FailureStreak:
     def describe(self, check: Outcome) -> str:
         """Why the run stops: the streak, what the last responses said, and how the check ended."""
         said = "; ".join(f"“{m}”" for m in self.messages) or "(no message)"
-        return (f"target unreachable: {self.count} requests in a row failed the same way ({self.kind}), and a "
-                f"check request failed too ({check.error}). The last responses said: {said}. Bring the target "
-                "(or the model server behind a gateway) back, then resume")
+        checked = ("a check request got the same answer" if check.error in self.messages
+                   else f"a check request failed too (“{check.error}”)")
+        return (f"target unreachable: {self.count} requests in a row failed the same way ({self.kind}) and "
+                f"{checked}. The last responses said: {said}. Bring the target (or the model server behind a "
+                "gateway) back, then resume")
 
 
 Check = Callable[[], Awaitable[Outcome]]
