@@ -51,7 +51,7 @@ demo: $(LLAMA_STAMP)
 	$(BIN)/evalharness run configs/quickstart.yaml
 
 test: $(LLAMA_STAMP)
-	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test]'
+	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test,gateway]'
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

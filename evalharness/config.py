@@ -45,6 +45,9 @@ class Target(_Strict):
     #: The proxy requests go through (``http://[USER:PASSWORD@]HOST:PORT``; also https://, socks5://). Unset or
     #: null: the environment's (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); ``""``: none, whatever it says.
     proxy: str | None = None
+    #: Where the model server's tokenize endpoint is, when ``base_url`` is a gateway that does not pass it on
+    #: (its root, e.g. http://127.0.0.1:8080): counted usage and the probe's logit_bias use it.
+    tokenizer_url: str | None = Field(None, pattern=r"^https?://")
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = Field(None, ge=1, le=256)
     startup_timeout_s: float = Field(180.0, gt=0)
@@ -124,12 +127,18 @@ class Gate(_Strict):
     max_drop: float | None = Field(None, ge=0)
     max_rise: float | None = Field(None, ge=0)
     per_case: bool = False
+    #: The smallest sample the gate may judge: a cell whose measured n (the metric's samples; for a per-case
+    #: gate, all its cases' together) is smaller fails the gate instead of passing on a sliver of the plan.
+    min_n: int | None = Field(None, ge=1)
     #: The question a baseline gate asks: did *this suite* change (``suite``, the default: cases fixed,
     #: repeats random) or would *cases like these* (``cases``: clustered by case, needs many cases).
     population: Literal["suite", "cases"] = "suite"
 
     @model_validator(mode="after")
     def _has_bound(self) -> Gate:
+        if self.min_n is not None and (self.baseline is not None or self.metric.startswith("totals.")):
+            raise ValueError("min_n bounds the sample a cell's metric was measured on: it applies to a gate with "
+                             "min or max on a cell metric (not totals.*, not a baseline gate)")
         if self.baseline is None:
             if self.population != "suite":
                 raise ValueError("population: cases applies to a baseline gate (one with baseline: DIR or previous)")

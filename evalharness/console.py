@@ -6,7 +6,7 @@ from typing import Any
 
 from evalharness.plan import Estimate, Plan
 from evalharness.regress import describe_change, too_small
-from evalharness.report.fmt import cached_note, case_count, fmt, usage_note
+from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
 from evalharness.report.view import CELL_COLUMNS, cell_value
 
@@ -43,7 +43,7 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
            + (f" ({', '.join(f'{k} × {n}' for k, n in sorted(t['errors_by_kind'].items()))})"
               if t["errors_by_kind"] else "")
            + (f", {t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}"
-              + "".join(f" ({note})" for note in (usage_note(t), cached_note(t)) if note)
+              + "".join(f" ({note})" for note in (usage_note(t), provenance_note(t), cached_note(t)) if note)
               if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")]
     best = best_setting(summary["cells"])
     if best:
@@ -79,13 +79,14 @@ def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
     for (metric, lo, hi, _, per_case), verdicts in groups.items():
         bound = " ".join(x for x in ("each case" if per_case else "", f">= {lo}" if lo is not None else "",
                                      f"<= {hi}" if hi is not None else "") if x)
-        if all(g["passed"] for g in verdicts) and len(verdicts) > 1:
+        # Folded only when every verdict passed on its cell's whole plan: one on a sliver is shown on its own.
+        if all(g["passed"] and not g.get("note") for g in verdicts) and len(verdicts) > 1:
             out.append(f"gate pass: {metric} (want {bound}) in all {len(verdicts)} cells it applies to")
             continue
         for g in verdicts:
             verdict = "pass" if g["passed"] else "FAIL"
             where = g.get("label") or g.get("cell_id") or "run"
-            value = "–" if g["value"] is None else f"{g['value']:.4g}"
+            value = gate_value(g)
             failing = g.get("failing_cases") or []
             # A per_case failure lists its cases below, one a line, instead of in the reason.
             reason = f"{len(failing)} of {g['cases_checked']} cases fail:" if failing else g.get("reason", "")

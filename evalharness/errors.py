@@ -5,7 +5,8 @@
     ├── UsageError (exit 2)          the command line is wrong (missing run dir, bad flag combination)
     └── RunAborted (exit 3)          the run could not complete
         ├── TargetUnavailable        the target never answered (local server failed to start, unreachable)
-        │   └── TargetCrashed        the local server we started died (exit code or signal, its log's tail)
+        │   ├── TargetCrashed        the local server we started died (exit code or signal, its log's tail)
+        │   └── TargetUnreachable    the target stopped answering mid-run (a dead backend behind a gateway)
         ├── BudgetExhausted          the next request could push spend past ``run.budget``
         ├── RunInterrupted           Ctrl-C / SIGTERM
         └── SystematicFailure        every request fails the same way (e.g. 401): retrying is pointless
@@ -72,6 +73,11 @@ class TargetCrashed(TargetUnavailable):
     Said as such, never as "cannot connect": the message names the exit code or signal, ends with the
     last lines of the server's log and its path, and hints at a cause where the signal suggests one.
     """
+
+
+class TargetUnreachable(TargetUnavailable):
+    """Requests in a row failed as if nothing were there (refused connections, timeouts, a gateway's
+    "Connection error"), and a check request failed too: the run stops instead of retrying every item."""
 
 
 class BudgetExhausted(RunAborted):

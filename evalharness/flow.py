@@ -198,7 +198,8 @@ async def _run(loaded: LoadedConfig, target: dict[str, Any], route: Route, run_d
     cfg = loaded.config
     writer = ResultWriter(run_dir)
     key = loaded.api_key()
-    counter = TokenCounter(target["base_url"], target["model"], timeout_s=cfg.run.timeout_s,
+    counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"],
+                           timeout_s=cfg.run.timeout_s,
                            headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})},
                            transport=side_transport(route))
     try:

@@ -67,20 +67,48 @@ def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str
     return out
 
 
+def metric_n(metrics: dict[str, Any], path: str) -> int | None:
+    """How many samples a metric was measured on (its ``n``), where the summary says."""
+    metric = metrics.get(path.partition(".")[0])
+    n = metric.get("n") if isinstance(metric, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def judge_sample(gate: Gate, found: dict[str, Any], cell: dict[str, Any], planned: int | None) -> dict[str, Any]:
+    """Say the sample a cell verdict stands on: its ``n``, and a ``note`` when requests the cell planned
+    failed or were never sent (the verdict then stands on part of the plan); a sample smaller than the gate's
+    ``min_n`` fails the verdict whatever its value."""
+    n = found.get("n")
+    out = {**found, "planned": planned}
+    if n is None:
+        return out
+    errors = int((cell["metrics"].get("errors") or {}).get("value") or 0)
+    unsent = max(0, (planned or 0) - int(cell.get("n") or 0))
+    if errors or unsent:
+        lost = " and ".join(part for part in (f"{errors} failed" if errors else "",
+                                              f"{unsent} were not sent" if unsent else "") if part)
+        out["note"] = f"measured on n={n}: of the cell's {planned} planned requests {lost}"
+    if gate.min_n is not None and n < gate.min_n:
+        out["passed"] = False
+        out["reason"] = f"measured on n={n}, fewer than min_n={gate.min_n}"
+    return out
+
+
 def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[str, Any], *,
-                   defaults: dict[str, Any] | None = None, case_counts: CaseCounts | None = None
-                   ) -> list[dict[str, Any]]:
+                   defaults: dict[str, Any] | None = None, case_counts: CaseCounts | None = None,
+                   planned: int | None = None) -> list[dict[str, Any]]:
     """One verdict per gate and matching cell (or one for a ``totals.*`` gate).
 
     ``defaults`` are the config's, for matching ``where``; ``case_counts`` gives ``per_case`` gates the
-    counts of each case in a cell (without it they cannot be judged and fail).
+    counts of each case in a cell (without it they cannot be judged and fail); ``planned`` is the requests
+    planned per cell, against which each verdict's ``n`` is set.
     """
     verdicts: list[dict[str, Any]] = []
     for gate in gates:
         if gate.baseline is not None:  # judged against another run, in regress.baseline_verdicts
             continue
         base = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where,
-                "per_case": gate.per_case}
+                "per_case": gate.per_case, "min_n": gate.min_n}
         if gate.metric.startswith("totals."):
             value = totals.get(gate.metric.removeprefix("totals."))
             if not isinstance(value, (int, float)):
@@ -96,7 +124,8 @@ def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[
             if found is None:
                 continue
             measured += 1
-            verdicts.append({**base, "cell_id": cell["cell_id"], "label": cell["label"], **found})
+            verdicts.append({**base, "cell_id": cell["cell_id"], "label": cell["label"],
+                             **judge_sample(gate, found, cell, planned)})
         if not measured:
             reason = ("no cell matches where" if not matched else
                       f"no matching cell has a value for {gate.metric}")
@@ -106,6 +135,10 @@ def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[
 
 def _cell_verdict(gate: Gate, cell: dict[str, Any], case_counts: CaseCounts | None) -> dict[str, Any] | None:
     if gate.per_case:
-        return per_case_verdict(gate, case_counts(cell["cell_id"], gate.metric)) if case_counts else None
+        counts = case_counts(cell["cell_id"], gate.metric) if case_counts else None
+        found = per_case_verdict(gate, counts) if counts is not None else None
+        return None if found is None or counts is None else {**found, "n": sum(n for _, n in counts.values())}
     value = metric_value(cell["metrics"], gate.metric)
-    return None if value is None else {"value": value, "passed": _verdict(gate, value)}
+    if value is None:
+        return None
+    return {"value": value, "passed": _verdict(gate, value), "n": metric_n(cell["metrics"], gate.metric)}

@@ -171,9 +171,9 @@ def _die_with(parent: int, prctl: Any) -> None:
 
 @contextlib.contextmanager
 def local_server(log_path: Path, *, n_ctx: int = 2048, n_threads: int | None = None,
-                 startup_timeout_s: float = 180.0) -> Iterator[LocalServer]:
+                 startup_timeout_s: float = 180.0, port: int | None = None) -> Iterator[LocalServer]:
     """Start the bundled model's server, yield it once it answers (``base_url`` is
-    ``http://127.0.0.1:PORT/v1``), always stop it.
+    ``http://127.0.0.1:PORT/v1``; a free port unless ``port`` is given), always stop it.
 
     ``n_threads`` defaults to half the cores: llama.cpp's threads spin while they wait for each other, so
     on a small machine a thread per core slows to a crawl as soon as anything else needs a core.
@@ -181,7 +181,7 @@ def local_server(log_path: Path, *, n_ctx: int = 2048, n_threads: int | None = N
     if importlib.util.find_spec("llama_cpp") is None:
         raise TargetUnavailable(f"llama-cpp-python is not installed; {INSTALL_HINT}")
     model = find_model()
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
            "--n_threads", str(n_threads or max(1, (os.cpu_count() or 2) // 2)),

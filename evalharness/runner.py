@@ -33,7 +33,8 @@ from typing import Any
 from evalharness import client as kinds
 from evalharness.client import ChatClient, Outcome
 from evalharness.config import Pricing, RunOptions
-from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed
+from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed, TargetUnreachable
+from evalharness.health import CHECK_PROMPT, TargetHealth
 from evalharness.hints import failure_hint
 from evalharness.params import build_body
 from evalharness.plan import WorkItem
@@ -49,6 +50,9 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 # The run stops when this many requests in a row have all failed the same way and none has succeeded.
 SYSTEMATIC_AFTER = 5
+# Responses that carry usage whose tokens are counted too, to tell the server's counts from a gateway's
+# estimate (usage.usage_check); the first ones of the run, so the extra requests stay few.
+USAGE_CHECK_SAMPLE = 8
 # A request without max_tokens is reserved against the budget at this many output tokens.
 UNBOUNDED_MAX_TOKENS = 4096
 
@@ -130,10 +134,13 @@ class Runner:
         self.rng = random.Random(seed)
         self.limiter = RateLimiter(options.rpm, options.tpm)
         self.throttle = Throttle(options.concurrency)
+        # Streaks of "nothing there" failures across items, and the check that ends the run on one.
+        self.health = TargetHealth(self._send_check)
         self._stop = asyncio.Event()
         self._interrupted = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self.state = RunState(total=0)
+        self._usage_checks = 0
 
     def stop(self, reason: str) -> None:
         """Stop scheduling new items; in-flight ones finish."""
@@ -192,6 +199,8 @@ class Runner:
             raise RunInterrupted(f"interrupted after {self.state.done} of {total} requests{cancelled}")
         if reason and reason.startswith("budget"):
             raise BudgetExhausted(reason)
+        if reason and reason.startswith("unreachable"):
+            raise TargetUnreachable(reason.removeprefix("unreachable: "))
         if reason and reason.startswith("systematic"):
             raise SystematicFailure(reason.removeprefix("systematic: "))
         return self.state
@@ -253,6 +262,11 @@ class Runner:
         # before it) to when it is sent: the waits for a slot, a rate limit and a retry all count.
         ready = time.perf_counter_ns()
         while True:
+            # A target that stopped answering holds every item here while it is checked (the wait counts in
+            # queue_s like any other); once it is found unreachable the run stops.
+            await self.health.ready()
+            if self.health.unreachable:
+                return None
             if not self._reserve(worst_cost):
                 self.stop(f"budget: the next request could push spend past the budget of {self.options.budget} "
                           f"{self.pricing.currency} (spent {self.state.spent:.6f}); raise run.budget to go on")
@@ -282,6 +296,8 @@ class Runner:
             self.limiter.settle(worst_tokens, tokens_used(outcome.usage) if billed else 0)
             if outcome.error_kind in RETRY_KINDS:
                 await self._check_target()
+            if await self._gone(outcome):
+                return None  # unrecorded, like any item a stop cuts short: --resume sends it again
             attempts.append({"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
                              "queue_s": (sent - ready) / 1e9, "e2e_s": outcome.e2e_s})
             if outcome.retry_after_s is not None:
@@ -296,7 +312,9 @@ class Runner:
         counted = await self._count(body, outcome)
         if counted is not None:
             cost = cost_of(counted.usage, self.pricing)
-        return self._record(item, outcome, attempts, started, charged, cost, counted)
+        record = self._record(item, outcome, attempts, started, charged, cost, counted)
+        record["usage_check"] = await self._check_usage(body, outcome)
+        return record
 
     async def _admitted(self) -> int | None:
         """An in-flight slot from the throttle (the epoch it was given in), or None if Ctrl-C came first."""
@@ -329,6 +347,32 @@ class Runner:
         if self.counter is None or outcome.usage is not None or not outcome.ok:
             return None
         return await self.counter.count(body, outcome)
+
+    async def _check_usage(self, body: dict[str, Any], outcome: Outcome) -> dict[str, Any] | None:
+        """For the first responses that carry usage: their tokens counted with the server's tokenizer too,
+        stored beside the reported usage (not instead of it). Outside any measured interval, like ``_count``."""
+        if (self.counter is None or outcome.usage is None or not outcome.ok
+                or self._usage_checks >= USAGE_CHECK_SAMPLE):
+            return None
+        self._usage_checks += 1
+        counted = await self.counter.count(body, outcome)
+        return None if counted is None else {**counted.usage, **counted.describe()}
+
+    async def _gone(self, outcome: Outcome) -> bool:
+        """Whether this failed attempt completed a streak after which the target is given up on."""
+        reason = await self.health.observe(outcome)
+        if reason is None:
+            return False
+        self.stop(f"unreachable: {reason}")
+        # Items waiting out a backoff stop waiting now, as on Ctrl-C: the run ends within seconds.
+        self._interrupted.set()
+        return True
+
+    async def _send_check(self) -> Outcome:
+        """The tiny request that tells a dead target from a run of bad luck (one token, not streamed)."""
+        body = build_body(self.model, [{"role": "user", "content": CHECK_PROMPT}],
+                          {"max_tokens": 1, "temperature": 0}, stream=False)
+        return await self.chat.complete(body)
 
     async def _check_target(self) -> None:
         """After a request failed on the way: a dead server stops the run at once, the item unrecorded."""

@@ -10,7 +10,7 @@ from evalharness.gates import evaluate_gates
 from evalharness.regress import Baselines, Population, RunData, baseline_verdicts, cell_comparisons
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
-from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_source
+from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_check, usage_source
 
 
 def _totals_source(records: list[dict[str, Any]]) -> str | None:
@@ -56,6 +56,8 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         "usage_source": _totals_source(records),
         "usage_sources": dict(Counter(usage_source(r) or "none" for r in records)),
         "prompt_tokens_estimated": any(prompt_estimated(r) for r in records),
+        # Reported usage against the model server's tokenizer on a sample: a gateway's estimate is said as such.
+        "usage_check": usage_check(records),
         "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),
         "cached_saving": sum(r.get("cached_saving") or 0.0 for r in records),
         "currency": currency,
@@ -71,7 +73,8 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
         return counted[cell_id].get(metric, {})
 
     verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals,
-                              defaults=manifest["config"].get("defaults"), case_counts=counts)
+                              defaults=manifest["config"].get("defaults"), case_counts=counts,
+                              planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
     return {

@@ -17,11 +17,13 @@ from evalharness import __version__
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
 from evalharness.local import TargetCheck, open_target
-from evalharness.probe.experiments import EXPERIMENTS, run_experiments
+from evalharness.probe.experiments import run_experiments
 from evalharness.probe.prober import VERDICTS, Finding, Prober, Tokenizer
 from evalharness.proxy import route_for
 from evalharness.store import new_run_id, write_json
+from evalharness.tokens import TokenCounter
 from evalharness.transport import side_transport
+from evalharness.usage import usage_check
 
 _HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
 <!doctype html>
@@ -37,6 +39,7 @@ code{font-size:13px}
 <p><b>{{ target }}</b> · probed {{ started_at }} · {{ requests }} requests · evalharness {{ version }}</p>
 <p>{% for verdict, n in counts %}<span class="{{ verdict }}">{{ n }} {{ verdict }}</span>{% if not loop.last %}
  · {% endif %}{% endfor %}</p>
+{% if usage_note %}<p><b>Usage:</b> {{ usage_note }}</p>{% endif %}
 <table><thead><tr><th>parameter</th><th>verdict</th><th>evidence</th></tr></thead><tbody>
 {% for r in results %}<tr><td><code>{{ r.parameter }}</code></td><td class="v {{ r.verdict }}">{{ r.verdict }}</td>
 <td>{{ r.evidence }}</td></tr>
@@ -53,7 +56,8 @@ def render_html(doc: dict[str, Any]) -> str:
     counts = [(v, sum(r["verdict"] == v for r in doc["results"])) for v in VERDICTS]
     return _HTML.render(target=f"{t['model']} at {t['base_url']}", started_at=doc["started_at"],
                         requests=doc["requests"], version=doc["harness_version"],
-                        counts=[(v, n) for v, n in counts if n], results=doc["results"])
+                        counts=[(v, n) for v, n in counts if n], results=doc["results"],
+                        usage_note=(doc.get("usage_check") or {}).get("note") or "")
 
 
 def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
@@ -69,9 +73,22 @@ def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
 
 
 
+async def check_usage(prober: Prober, counter: TokenCounter) -> dict[str, Any] | None:
+    """The usage check (``usage.usage_check``) on the probe's first answers that carried usage; None without
+    a tokenizer endpoint to count with."""
+    records = []
+    for body, outcome in prober.answered:
+        counted = await counter.count(body, outcome)
+        if counted is None:
+            return None
+        records.append({"usage": outcome.usage, "usage_check": {**counted.usage, **counted.describe()}})
+    return usage_check(records)
+
+
 async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_target: TargetCheck | None = None
-                       ) -> tuple[list[Finding], int]:
-    """Run every experiment against ``target``; the findings in table order and the number of requests.
+                       ) -> tuple[list[Finding], int, dict[str, Any] | None]:
+    """Run every experiment against ``target``; the findings in table order, the number of requests, and the
+    usage check.
 
     ``check_target`` (the bundled server's) raises ``TargetCrashed`` when a failed request finds it dead."""
     cfg = loaded.config
@@ -82,15 +99,22 @@ async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_targe
     if key:
         headers["Authorization"] = f"Bearer {key}"
     route = route_for(target["base_url"], cfg.target.proxy, local=target["kind"] == "local")
+    tokenizer_root = cfg.target.tokenizer_url or target["base_url"]
+    counter = TokenCounter(tokenizer_root, target["model"], headers=headers, timeout_s=cfg.run.timeout_s,
+                           transport=side_transport(route))
     async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
                           timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route) as chat:
         # One request at a time whatever run.concurrency says: see Prober.
         prober = Prober(chat, target["model"], base, cfg.target.thinking, max_retries=min(cfg.run.max_retries, 3),
-                        tokenizer=Tokenizer(target["base_url"], target["model"], headers,
+                        tokenizer=Tokenizer(tokenizer_root, target["model"], headers,
                                             transport=side_transport(route)),
                         check_target=check_target)
         findings = await run_experiments(prober)
-    return findings, prober.requests
+    try:
+        usage = await check_usage(prober, counter)
+    finally:
+        await counter.aclose()
+    return findings, prober.requests, usage
 
 
 def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = None) -> int:
@@ -105,19 +129,21 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
     t0 = time.monotonic()
     try:
         with open_target(loaded.config.target, out_dir / "server.log") as (target, check_target):
-            print(f"Probing {target['model']} at {target['base_url']} ({len(EXPERIMENTS)} experiments)",
-                  file=stdout, flush=True)
-            findings, requests = asyncio.run(probe_target(loaded, target, check_target))
+            # No count here: experiments report one or more parameters each, and the rows are counted below.
+            print(f"Probing {target['model']} at {target['base_url']}", file=stdout, flush=True)
+            findings, requests, usage = asyncio.run(probe_target(loaded, target, check_target))
     except BaseException:
         with contextlib.suppress(OSError):
             out_dir.rmdir()  # only when empty: a local server's log stays for the diagnosis
         raise
     doc = {"target": target, "config_path": str(loaded.path), "started_at": started, "harness_version": __version__,
            "requests": requests, "duration_s": round(time.monotonic() - t0, 1),
-           "results": [asdict(f) for f in findings]}
+           "results": [asdict(f) for f in findings], "usage_check": usage}
     write_json(out_dir / "probe.json", doc)
     (out_dir / "probe.html").write_text(render_html(doc), encoding="utf-8")
     print(format_table([asdict(f) for f in findings]), file=stdout)
-    print(f"\n{requests} requests in {doc['duration_s']} s. Wrote {out_dir / 'probe.json'} and "
-          f"{out_dir / 'probe.html'}", file=stdout)
+    if usage and usage.get("estimated_by_gateway"):
+        print(f"\nUsage: {usage['note']}", file=stdout)
+    print(f"\n{len(findings)} parameters in {requests} requests, {doc['duration_s']} s. Wrote "
+          f"{out_dir / 'probe.json'} and {out_dir / 'probe.html'}", file=stdout)
     return 0

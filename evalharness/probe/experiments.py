@@ -49,6 +49,40 @@ FORCE_WEATHER: dict[str, Any] = {"type": "function", "function": {"name": "get_w
 
 Experiment = Callable[[Prober], Awaitable[list[Finding]]]
 
+#: How to let logit_bias be judged where the target has no tokenize endpoint of its own.
+TOKENIZER_HINT = ("A gateway (LiteLLM, a load balancer) usually hides the model server's tokenizer: set "
+                  "target.tokenizer_url to the model server's own root (e.g. http://127.0.0.1:8080) and probe again")
+
+#: What would settle an inconclusive verdict, per parameter (said after the evidence). Some depend on the
+#: model alone: then the hint says so rather than send the user looking for a setting.
+SETTLE: dict[str, str] = {
+    "temperature": "two identical requests at temperature 0 differed: probe while nothing else sends to the "
+                   "server (batching changes the arithmetic)",
+    "seed": "this model is too sure of the prompt for seeds to matter; a less certain model would show it",
+    "top_k": "the model's greedy choice wins even when sampling, so there is nothing to filter on this prompt; "
+             "a less certain model would show it",
+    "top_a": "it needs seeds that reproduce: see the seed row",
+    "max_tokens": "the answer ended before the cap; usage from the server (completion_tokens) would settle it",
+    "stop": "the greedy answer has no word to stop at",
+    "top_logprobs": "it settles once logprobs works (see its row)",
+    "response_format.json_object": "the model answers this prompt in JSON even without JSON mode",
+    "tools": "the model chose to answer in text; tool_choice (its own row) forces a call",
+    "thinking": "set target.thinking.via to the way this server switches thinking (README: thinking)",
+}
+SETTLE["top_p"] = SETTLE["min_p"] = SETTLE["top_k"]
+SETTLE["max_completion_tokens"] = SETTLE["max_tokens"]
+FAILED_HINT = "probe again once the target answers reliably (for timeouts, raise run.timeout_s)"
+
+
+def settle(finding: Finding) -> Finding:
+    """An inconclusive finding with what would make it conclusive, where the evidence does not say already."""
+    if finding.verdict != "inconclusive" or finding.parameter == "logit_bias":
+        return finding
+    hint = FAILED_HINT if "the request failed" in finding.evidence else SETTLE.get(finding.parameter)
+    if not hint:
+        return finding
+    return Finding(finding.parameter, finding.verdict, f"{finding.evidence} — to settle it: {hint}")
+
 
 def greedy_of(p: Prober) -> Awaitable[Outcome]:
     """The baseline most experiments compare with: temperature 0 on the open prompt."""
@@ -217,8 +251,9 @@ async def logit_bias(p: Prober) -> list[Finding]:
     ids = await tokenizer.ids(g) if tokenizer and g else None
     if not ids or tokenizer is None:
         tried = ", ".join(tokenizer.tried) if tokenizer else "none"
+        where = f" at {tokenizer.root}" if tokenizer else ""
         return [Finding("logit_bias", "inconclusive", f"no token ids to ban: the server offers no tokenize "
-                                                      f"endpoint (tried {tried})")]
+                                                      f"endpoint (tried {tried}{where}). {TOKENIZER_HINT}")]
     token = ids[0]
     o = await p.ask({"temperature": 0, "max_tokens": SHORT, "logit_bias": {str(token): -100}})
     failed = failure("logit_bias", o)
@@ -428,4 +463,4 @@ async def run_experiments(p: Prober) -> list[Finding]:
         raise TargetUnavailable(f"the target fails even a plain request (temperature 0, max_tokens {SHORT}), "
                                 f"so nothing can be probed: {first.error}")
     results = await asyncio.gather(*(experiment(p) for experiment in EXPERIMENTS))
-    return [finding for group in results for finding in group]
+    return [settle(finding) for group in results for finding in group]

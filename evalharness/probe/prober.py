@@ -26,6 +26,8 @@ SEPARATOR = "Say OK."
 # Transient failures worth one more try; an HTTP 500 is not among them: llama-cpp-python answers a body it
 # cannot parse with 500, which is a rejection, not bad luck.
 RETRY_STATUS = frozenset({408, 429, 502, 503, 504})
+# Answers whose reported usage is checked against the model server's tokenizer (see usage.usage_check).
+USAGE_SAMPLE = 8
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Prober:
         self.tokenizer = tokenizer
         self.max_retries = max_retries
         self.requests = 0
+        # The first answers that carried usage, with their requests: the usage check counts their tokens.
+        self.answered: list[tuple[dict[str, Any], Outcome]] = []
         self._turn = asyncio.Lock()
         self._shared: dict[str, asyncio.Future[Outcome]] = {}
         self._separator = self._body({"temperature": 0, "max_tokens": 1}, SEPARATOR, None)
@@ -126,6 +130,8 @@ class Prober:
                 if on_the_way and self.check_target is not None:
                     await self.check_target()
                 transient = on_the_way or (outcome.error_kind == kinds.HTTP and outcome.status in RETRY_STATUS)
+                if outcome.ok and outcome.usage and len(self.answered) < USAGE_SAMPLE:
+                    self.answered.append((body, outcome))
                 if outcome.ok or not transient or attempt >= self.max_retries:
                     return outcome
                 await asyncio.sleep(min(outcome.retry_after_s or 0.5 * 2 ** attempt, 30.0))

@@ -75,7 +75,17 @@ def gate_value(gate: dict[str, Any], digits: int = 4) -> str:
     case = gate.get("case_verdict")
     if case:
         return str(case["counts"])
-    return "–" if gate.get("value") is None else f"{gate['value']:.{digits}g}"
+    if gate.get("value") is None:
+        return "–"
+    return f"{gate['value']:.{digits}g}" + gate_sample(gate)
+
+
+def gate_sample(gate: dict[str, Any]) -> str:
+    """`` (n=12)``, or `` (n=1 of 48 planned)`` where requests of the cell failed or were not sent."""
+    n, planned = gate.get("n"), gate.get("planned")
+    if n is None:
+        return ""
+    return f" (n={n} of {planned} planned)" if gate.get("note") and planned else f" (n={n})"
 
 
 def source_mark(metric: dict[str, Any]) -> str:
@@ -108,6 +118,13 @@ def usage_note(totals: dict[str, Any]) -> str:
     sources = totals.get("usage_sources") or {}
     return source_title({"source": source, "sources": sources,
                          "prompt_estimated": totals.get("prompt_tokens_estimated")})
+
+
+def provenance_note(totals: dict[str, Any]) -> str:
+    """"usage looks estimated by a gateway: …" where a sample of reported usage disagreed with the model
+    server's tokenizer; "" otherwise (also when there was no tokenizer to check with)."""
+    check = totals.get("usage_check") or {}
+    return str(check.get("note") or "") if check.get("estimated_by_gateway") else ""
 
 
 def cached_note(totals: dict[str, Any]) -> str:

@@ -10,8 +10,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evalharness.report.fmt import cached_note, fmt, fmt_interval, gate_bound, gate_subject, gate_value, usage_note
-from evalharness.report.ranking import best_setting, rank_cells
+from evalharness.report.fmt import (
+    cached_note,
+    fmt,
+    fmt_interval,
+    gate_bound,
+    gate_subject,
+    gate_value,
+    provenance_note,
+    usage_note,
+)
+from evalharness.report.ranking import best_setting, no_best_reason, rank_cells
 from evalharness.report.view import CELL_COLUMNS, cell_value, pass_k_note
 
 MAX_BYTES = 900_000
@@ -32,7 +41,7 @@ def md(text: Any) -> str:
 def _best_lines(summary: dict[str, Any]) -> list[str]:
     best = best_setting(summary["cells"])
     if best is None:
-        return ["", "No setting has completed requests."]
+        return ["", no_best_reason(summary["cells"])]
     crit, leader = best.criterion, best.leader
     ci = fmt_interval(crit.interval(leader), crit.kind)
     n = crit.n(leader)
@@ -66,7 +75,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     t = summary["totals"]
     status = "✅ passed" if summary["passed"] else "❌ failed"
     tokens = (f"{t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {md(t['currency'])}"
-              + "".join(f" ({md(note)})" for note in (usage_note(t), cached_note(t)) if note)
+              + "".join(f" ({md(note)})" for note in (usage_note(t), provenance_note(t), cached_note(t)) if note)
               if t.get("usage_reported", True) or not t["requests"] else "tokens and cost not reported by the server")
     lines = [f"## evalharness: {md(summary['name'])} — {status}", "",
              f"Run {md(summary['run_id'])} against **{md(summary['target']['model'])}**: "

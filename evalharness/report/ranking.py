@@ -62,6 +62,12 @@ def measured(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in cells if c["n"] > ((c["metrics"].get("errors") or {}).get("value") or 0)]
 
 
+def errors_dominate(cell: dict[str, Any]) -> bool:
+    """More than half of the cell's requests failed: its figures describe the failures, not the setting."""
+    errors = (cell["metrics"].get("errors") or {}).get("value") or 0
+    return bool(cell["n"]) and errors * 2 > cell["n"]
+
+
 def primary_criterion(cells: list[dict[str, Any]]) -> Criterion:
     """The headline metric: the first of RANKING that some cell has a value for."""
     for criterion in RANKING:
@@ -110,8 +116,13 @@ def best_setting(cells: list[dict[str, Any]]) -> BestSetting | None:
     Overlapping intervals are a conservative test (two estimates can differ significantly while their
     intervals overlap a little), so "clearly best" is only claimed when the leader's interval lies wholly
     beyond every other setting's. A cell without an interval is a contender unless its value is missing.
+
+    None with a single setting (there is nothing to choose between) and when every cell's errors dominate:
+    a setting most of whose requests failed is never recommended, whatever its few answers scored.
     """
-    ranked = rank_cells(cells)
+    if len(cells) < 2:
+        return None
+    ranked = [cell for cell in rank_cells(cells) if not errors_dominate(cell)]
     if not ranked:
         return None
     leader, others = ranked[0], ranked[1:]
@@ -125,3 +136,13 @@ def best_setting(cells: list[dict[str, Any]]) -> BestSetting | None:
             contenders.append(cell)
     return BestSetting(leader=leader, criterion=criterion, contenders=contenders,
                        runner_up=others[0] if others else None)
+
+
+def no_best_reason(cells: list[dict[str, Any]]) -> str:
+    """Why ``best_setting`` names none, in the words a report shows instead."""
+    if len(cells) == 1:
+        return "Only one setting was measured, so there is nothing to compare it with."
+    if measured(cells):
+        return ("Most requests of every setting failed, so none can be recommended: its figures describe the "
+                "failures, not the setting.")
+    return "No setting has a completed request, so none can be recommended."

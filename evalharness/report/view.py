@@ -20,6 +20,7 @@ from evalharness.report.fmt import (
     gate_bound,
     gate_subject,
     gate_value,
+    provenance_note,
     source_mark,
     source_title,
     usage_note,
@@ -32,6 +33,7 @@ from evalharness.report.ranking import (
     Criterion,
     best_cell,
     best_setting,
+    no_best_reason,
     primary_criterion,
     rank_cells,
 )
@@ -140,6 +142,7 @@ def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[
         "stop_reason": summary.get("stop_reason") or "",
         "verdict": _verdict(summary, records),
         "best": _best(best, keys) if best else None,
+        "no_best": "" if best else no_best_reason(cells),
         "leaderboard": _leaderboard(cells, best, keys, index, summary["gates"]),
         "gates": _gate_sections(summary["gates"]),
         "table": _table(cells, keys),
@@ -188,6 +191,8 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
                   ("cost", f"{approx}{totals['cost']:.4g} {totals['currency']}{mark}")]
         if note:
             items.append(("token counts", note))
+        if provenance_note(totals):
+            items.append(("usage", provenance_note(totals)))
         if cached_note(totals):
             items.append(("prompt cache", cached_note(totals)))
     items.append(("run time", fmt_duration(run_time(records))))

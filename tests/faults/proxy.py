@@ -23,6 +23,10 @@ or a ``CannedChat``) and lets ``script`` choose a fault for each request it sees
     html-200         200 with an HTML page (a captive portal, a misrouted gateway)
     no-done          the stream is forwarded whole but without its final ``data: [DONE]``
 
+When the upstream cannot be reached (it was stopped or killed), the proxy answers as a gateway does:
+``HTTP 500 {"error": {"message": "Connection error."}}`` (LiteLLM's words). ``upstream`` may be changed
+while it runs, to put a new server behind it.
+
 Every request is remembered as a ``Seen``: which attempt it is at the same body (a retried item sends the
 same bytes), its prompt, its Authorization header and the fault it got.
 """
@@ -64,6 +68,9 @@ LITELLM_429 = json.dumps({"error": {
 FAULTS = frozenset({*RATE_LIMIT_HEADERS, "429-date", "500", "503", "502-html", "401", "reset", "slow", "disconnect",
                     "bad-json", "html-200", "no-done"})
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+#: What a gateway (LiteLLM) answers when its backend is gone.
+GATEWAY_CONNECTION_ERROR = (b'{"error": {"message": "litellm.InternalServerError: OpenAIException - '
+                            b'Connection error.", "type": "internal_server_error", "code": "500"}}')
 REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
            502: "Bad Gateway", 503: "Service Unavailable"}
 
@@ -274,6 +281,10 @@ class FaultProxy(_Server):
         self._bodies: dict[str, int] = {}
         self._client: httpx.AsyncClient | None = None
 
+    def point_at(self, upstream: str) -> None:
+        """Forward from now on to ``upstream`` (a new server brought up in place of a dead one)."""
+        self.upstream = httpx.URL(upstream)
+
     def attempts_by_prompt(self) -> Counter[str]:
         """How many requests arrived for each prompt."""
         return Counter(s.prompt for s in self.seen)
@@ -332,7 +343,11 @@ class FaultProxy(_Server):
         headers = {k: v for k, v in request.headers.items()
                    if k in ("authorization", "content-type", "accept")}
         upstream = self._client.build_request(request.method, url, headers=headers, content=request.body)
-        response = await self._client.send(upstream, stream=True)
+        try:
+            response = await self._client.send(upstream, stream=True)
+        except httpx.TransportError:
+            await send(writer, 500, GATEWAY_CONNECTION_ERROR)
+            return
         try:
             kept = {k: v for k, v in response.headers.items()
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "keep-alive",

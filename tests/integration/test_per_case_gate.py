@@ -40,7 +40,7 @@ def test_a_per_case_gate_fails_naming_the_case_and_pass_k_is_reported(tmp_path: 
     proc = subprocess.run([sys.executable, "-m", "evalharness", "run", "config.yaml", "--out", "run"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert ("gate FAIL: pass_rate [default] = 0 (want each case >= 0.75) 1 of 2 cases fail:\n"
+    assert ("gate FAIL: pass_rate [default] = 0 (n=8) (want each case >= 0.75) 1 of 2 cases fail:\n"
             "  flaky/never 0/4 (0.0%)\n") in proc.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["totals"]["errors"] == 0

@@ -26,9 +26,10 @@ def reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, 
 
 def test_the_console_lists_each_failing_case_with_its_counts(reported: tuple[Path, str]) -> None:
     out = reported[1]
-    assert ("gate FAIL: pass_rate [temperature=1.0 response_format=unset] = 0 (want each case >= 0.9) "
-            "2 of 2 cases fail:\n  json/person 0/2 (0.0%)\n  qa/capital 2/3 (66.7%)\n") in out
-    assert "gate pass: pass_rate [temperature=0 response_format=unset] = 1 (want each case >= 0.9)" in out
+    # n: the samples the verdict stands on; "of 9 planned" where a request of the cell failed.
+    assert ("gate FAIL: pass_rate [temperature=1.0 response_format=unset] = 0 (n=5 of 9 planned) (want each case "
+            ">= 0.9) 2 of 2 cases fail:\n  json/person 0/2 (0.0%)\n  qa/capital 2/3 (66.7%)\n") in out
+    assert "gate pass: pass_rate [temperature=0 response_format=unset] = 1 (n=6) (want each case >= 0.9)" in out
 
 
 def test_summary_json_names_the_failing_cases_per_cell(reported: tuple[Path, str]) -> None:

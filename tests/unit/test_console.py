@@ -37,3 +37,30 @@ def test_tokens_say_when_the_server_reported_none() -> None:
 def test_best_setting_says_when_it_is_not_clearly_better() -> None:
     text = format_outcome(summary([], usage=4), "run", [])
     assert "Best setting: temperature=0 (pass rate 100.0%) — not clearly better: 1 other setting(s)" in text
+
+
+def test_a_setting_whose_requests_mostly_failed_is_never_best() -> None:
+    base = summary([], usage=4)
+    good, broken = base["cells"]
+    # The broken setting's one answer passed; its other 9 requests failed. The other passes 60%.
+    base["cells"] = [{**good, "n": 10, "metrics": {"pass_rate": {"value": 0.6, "ci95": [0.3, 0.85], "n": 10},
+                                                  "errors": {"value": 0}}},
+                     {**broken, "n": 10, "metrics": {"pass_rate": {"value": 1.0, "ci95": [0.2, 1.0], "n": 1},
+                                                    "errors": {"value": 9}}}]
+    assert "Best setting: temperature=0 (pass rate 60.0%)" in format_outcome(base, "run", [])
+    base["cells"] = [base["cells"][1], {**base["cells"][1], "cell_id": "c3", "label": "temperature=2"}]
+    assert "Best setting" not in format_outcome(base, "run", [])
+
+
+def test_with_one_setting_there_is_no_best_setting_line() -> None:
+    base = summary([], usage=4)
+    base["cells"] = base["cells"][:1]
+    assert "Best setting" not in format_outcome(base, "run", [])
+
+
+def test_a_gate_that_passed_on_a_sliver_shows_its_n_and_is_not_folded() -> None:
+    full = {**gate("c1", True, 1.0), "n": 48, "planned": 48}
+    sliver = {**gate("c2", True, 1.0), "n": 1, "planned": 48, "note": "measured on n=1: …"}
+    text = format_outcome(summary([full, sliver], usage=4), "run", [])
+    assert "gate pass: e2e_s.p95 [c2] = 1 (n=1 of 48 planned) (want <= 1.0)" in text
+    assert "gate pass: e2e_s.p95 [c1] = 1 (n=48) (want <= 1.0)" in text

@@ -75,9 +75,30 @@ def test_baseline_gates_load_next_to_the_existing_kinds(write_config: Callable[.
     ("{metric: e2e_s.mean, baseline: previous, max_rise: 0.1}", "gates[3].metric", "e2e_s.p50"),
     ("{metric: pass_rate, baseline: runs/nope, max_drop: 0.1}", "gates[3].baseline", "not a run directory"),
     ("{metric: pass_rte, min: 0.5}", "gates[3].metric", "unknown metric 'pass_rte'"),
+    ("{metric: pass_rate, min: 0.5, min_n: 0}", "gates[3].min_n", "greater than or equal to 1"),
+    ("{metric: totals.cost, max: 1.0, min_n: 10}", "gates[3]", "min_n bounds the sample"),
+    ("{metric: pass_rate, baseline: previous, max_drop: 0.1, min_n: 10}", "gates[3]", "not a baseline gate"),
 ])
 def test_bad_gates_name_the_key_and_line(write_config: Callable[..., Path], gate: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(write_config(CONFIG.replace("GATE", gate)))
     assert exc.value.key == key and exc.value.line == 10
     assert words in str(exc.value)
+
+
+def sliver_cells() -> list[dict[str, Any]]:
+    """Two cells of 48 planned requests: one answered all, one lost 47 to errors (its one answer is valid)."""
+    full = {"cell_id": "a", "label": "t=0", "params": {"temperature": 0}, "n": 48,
+            "metrics": {"json_valid_rate": {"value": 1.0, "n": 48}, "errors": {"value": 0}}}
+    sliver = {"cell_id": "b", "label": "t=1", "params": {"temperature": 1}, "n": 48,
+              "metrics": {"json_valid_rate": {"value": 1.0, "n": 1}, "errors": {"value": 47}}}
+    return [full, sliver]
+
+
+def test_a_verdict_on_a_sliver_of_the_plan_says_so_and_min_n_fails_it() -> None:
+    plain, bounded = evaluate_gates([Gate(metric="json_valid_rate", min=0.99)], sliver_cells(), {}, planned=48), \
+        evaluate_gates([Gate(metric="json_valid_rate", min=0.99, min_n=24)], sliver_cells(), {}, planned=48)
+    assert [(v["n"], v["passed"], v.get("note")) for v in plain] == [
+        (48, True, None), (1, True, "measured on n=1: of the cell's 48 planned requests 47 failed")]
+    assert [(v["n"], v["passed"]) for v in bounded] == [(48, True), (1, False)]
+    assert bounded[1]["reason"] == "measured on n=1, fewer than min_n=24"

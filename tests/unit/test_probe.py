@@ -17,6 +17,7 @@ from evalharness.client import ChatClient
 from evalharness.config import ThinkingOptions
 from evalharness.errors import TargetUnavailable
 from evalharness.probe import Finding, Prober, Tokenizer, format_table, render_html, run_experiments
+from evalharness.probe.experiments import FAILED_HINT, settle
 from evalharness.probe.prober import SEPARATOR
 
 GREEDY = ["The", " sea", " is", " vast", " and", " deep", " under", " the", " grey", " morning", " sky", " today",
@@ -224,3 +225,12 @@ def test_html_and_console_show_every_verdict_and_escape_model_output() -> None:
     assert table[0].split() == ["parameter", "verdict", "evidence"]
     assert table[2].startswith("seed") and "honored" in table[2]
     assert len(table[3]) < 100 and table[3].endswith("…")
+
+
+def test_an_inconclusive_verdict_says_what_would_settle_it() -> None:
+    failed = settle(Finding("top_k", "inconclusive", "the request failed: timed out before the response"))
+    assert failed.evidence.endswith(f"— to settle it: {FAILED_HINT}")
+    thinking = settle(Finding("thinking", "inconclusive", "via chat_template_kwargs: reasoning on 0 chars"))
+    assert "target.thinking.via" in thinking.evidence
+    honored = Finding("seed", "honored", "identical")
+    assert settle(honored) == honored

@@ -180,13 +180,39 @@ def test_a_server_without_a_tokenizer_leaves_usage_null(tmp_path: Path) -> None:
     assert server.paths.count("/v1/chat/completions") == 1
 
 
-def test_server_usage_is_used_as_it_is_and_never_counted(tmp_path: Path) -> None:
+def test_server_usage_is_used_as_it_is_and_only_checked(tmp_path: Path) -> None:
     usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
     server = llama_cpp_python()
     server.usage = usage
     record = run_one(server, tmp_path)
     assert record["usage"] == usage and record["usage_source"] == "server" and record["usage_count"] is None
-    assert server.paths == ["/v1/chat/completions"]
+    # Counted beside it, for the usage check: the same 3 completion tokens.
+    assert record["usage_check"]["completion_tokens"] == words(ANSWER)
+    assert server.paths.count("/v1/chat/completions") == 1
+
+
+@pytest.mark.parametrize(("reported", "flagged"), [(3, False), (4, True)])
+def test_usage_a_gateway_estimated_is_said_as_such(tmp_path: Path, reported: int, flagged: bool) -> None:
+    # The model's tokenizer counts 3 completion tokens in the answer; a gateway that estimated 4 is off by 33%.
+    server = llama_cpp_python()
+    server.usage = {"prompt_tokens": 11, "completion_tokens": reported, "total_tokens": 11 + reported}
+    record = run_one(server, tmp_path)
+    summary = build_summary(_manifest(), [record, {**record, "item_id": "c/s/k/1", "repeat": 1}], complete=True)
+    check = summary["totals"]["usage_check"]
+    assert check["sample"] == 2 and check["completion_tokens"] == {
+        "reported": 2 * reported, "counted": 2 * words(ANSWER), "difference": round(abs(reported - 3) / 3, 4)}
+    assert "prompt_tokens" not in check  # the counted prompt was an estimate: not compared
+    assert check["estimated_by_gateway"] is flagged
+    out = format_outcome(summary, "run", [])
+    assert ("usage looks estimated by a gateway: reported completion tokens differ by 33%" in out) is flagged
+
+
+def test_without_a_tokenizer_reported_usage_is_not_checked_and_nothing_is_said(tmp_path: Path) -> None:
+    record = run_one(FakeServer({}, usage={"prompt_tokens": 20, "completion_tokens": 5}), tmp_path)
+    assert record["usage_check"] is None
+    summary = build_summary(_manifest(), [record], complete=True)
+    assert summary["totals"]["usage_check"] is None
+    assert "gateway" not in format_outcome(summary, "run", [])
 
 
 def test_reasoning_is_counted_in_completion_tokens_and_apart() -> None:
