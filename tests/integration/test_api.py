@@ -56,7 +56,7 @@ def test_a_failed_gate_is_a_verdict_and_a_stored_run_reads_back_the_same(
     assert not run.passed and run.complete
     [failed] = [g for g in run.gates if not g.passed]
     assert (failed.metric, failed.value, failed.cell) == ("pass_rate", 0.5, "default")
-    assert failed.message == "pass_rate = 0.5 (want >= 0.9)"
+    assert failed.message == "pass_rate = 0.5 (n=4) (want >= 0.9)"
     again = evalharness.load_run(run.run_dir)
     assert (again.passed, again.reports, again.cells) == (run.passed, run.reports, run.cells)
 

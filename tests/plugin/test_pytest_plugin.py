@@ -57,7 +57,7 @@ def test_the_fixture_gives_a_typed_run_a_test_can_assert_on(project: pytest.Pyte
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     # pass_rate over both cases with checks: `never` fails every time, so the second test fails on its gate.
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*pass_rate = 0.5 (want >= 0.9)*", "*evalharness runs*",
+    result.stdout.fnmatch_lines(["*pass_rate = 0.5 (n=4) (want >= 0.9)*", "*evalharness runs*",
                                  "*config.yaml: PASSED — run directory *", "*a config mapping*: FAILED*"])
 
 
