@@ -22,8 +22,8 @@ from evalharness.config import LoadedConfig, config_from_mapping, load_config
 from evalharness.errors import UsageError
 from evalharness.progress import Progress
 from evalharness.regress import LATENCY_TOLERANCE, RATE_TOLERANCE, Population, compare_runs
-from evalharness.regress import load_run as load_run_data
 from evalharness.results import Comparison, Run
+from evalharness.runs import load_run as load_run_data
 from evalharness.store import SUMMARY, open_run_dir, read_json
 
 #: A config: the path of a YAML file, or the same content as a mapping.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.plan import Estimate, Plan
-from evalharness.regress import describe_change, too_small
 from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
 from evalharness.report.view import CELL_COLUMNS, cell_value
+from evalharness.wording import describe_change, too_small
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness import __version__
+from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig
 from evalharness.errors import RunAborted, UsageError
@@ -23,7 +24,7 @@ from evalharness.local import TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.proxy import Route, redact, route_for
-from evalharness.regress import Population, load_baselines, stored_baseline
+from evalharness.regress import Population
 from evalharness.report import write_reports
 from evalharness.runner import Runner
 from evalharness.scoring.metrics import CaseSpec

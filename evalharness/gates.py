@@ -1,6 +1,6 @@
 """Gates: pass/fail rules from the config, evaluated on a summary. They decide the exit code.
 
-Baseline gates (``baseline: DIR | previous``) compare with another run; they are in ``regress.py``.
+Baseline gates (``baseline: DIR | previous``) compare with another run; they are in ``baselines.py``.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[
     """
     verdicts: list[dict[str, Any]] = []
     for gate in gates:
-        if gate.baseline is not None:  # judged against another run, in regress.baseline_verdicts
+        if gate.baseline is not None:  # judged against another run, in baselines.baseline_verdicts
             continue
         base = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where,
                 "per_case": gate.per_case, "min_n": gate.min_n}

@@ -1,4 +1,4 @@
-"""Regression verdicts: a run against a baseline run, and the cells of one run against each other.
+"""Regression verdicts: how a change is judged, a run against another, and the cells of one run compared.
 
 Used by ``evalharness compare BASE NEW``, ``evalharness run --baseline DIR``, baseline gates in a config
 (``{metric, baseline: DIR | previous, max_drop | max_rise, population}``) and the ``comparisons`` of
@@ -24,21 +24,17 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, Literal
 
-from evalharness.config import Gate
-from evalharness.gates import matches_where
 from evalharness.plan import canonical
-from evalharness.scoring.cases import CASE_TEST_NAME, CASE_TESTED, CaseTest, beyond, case_tests, judge_cases
+from evalharness.runs import RunData
+from evalharness.scoring.cases import CASE_TESTED, CaseTest, beyond, case_tests, judge_cases
 from evalharness.scoring.compare import Change, quantile_ratio, rate_difference, verdict
-from evalharness.scoring.metrics import CaseSpec
 from evalharness.scoring.paired import (
     COMPARABLE,
     LATENCY_FIELDS,
     Units,
-    cell_units,
     pair_units,
     split_metric,
     why_unpaired,
@@ -49,7 +45,6 @@ from evalharness.scoring.suite import (
     stratified_difference,
     stratified_quantile_ratio,
 )
-from evalharness.store import MANIFEST, SUMMARY, open_run_dir, read_json, read_records
 
 #: The question a comparison answers: did *this suite* change (cases fixed, the default), or would *cases
 #: like these* (a new sample of cases; clustered by case, opt-in).
@@ -80,53 +75,6 @@ FAMILY_LEVEL = 0.95
 #: Up to this many cells, summary.json also compares every two cells that differ in exactly one axis.
 AXIS_PAIRS_MAX_CELLS = 16
 CELL_FINDINGS = {"regressed": "worse", "improved": "better", "unchanged": "same", "inconclusive": "inconclusive"}
-
-
-@dataclass
-class RunData:
-    """A stored run, as comparisons need it: cells by params, case specs, and records per cell."""
-
-    run_dir: Path | None
-    manifest: dict[str, Any]
-    records: list[dict[str, Any]]
-    _units: dict[str, dict[str, Units]] = field(default_factory=dict, repr=False)
-    _by_cell: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
-    _cases: dict[str, CaseSpec] | None = field(default=None, repr=False)
-
-    @property
-    def run_id(self) -> str:
-        return str(self.manifest.get("run_id", ""))
-
-    @property
-    def cells(self) -> list[dict[str, Any]]:
-        cells: list[dict[str, Any]] = self.manifest["plan"]["cells"]
-        return cells
-
-    def cell_by_params(self) -> dict[str, dict[str, Any]]:
-        return {canonical(c["params"]): c for c in self.cells}
-
-    def units(self, cell_id: str) -> dict[str, Units]:
-        """The comparison units of one cell (computed once)."""
-        if cell_id not in self._units:
-            if self._by_cell is None or self._cases is None:
-                # Grouped once: a grid of many cells must not scan every record per cell.
-                self._by_cell = {}
-                for r in self.records:
-                    self._by_cell.setdefault(r["cell_id"], []).append(r)
-                self._cases = {key: CaseSpec.from_manifest(spec) for key, spec in self.manifest["cases"].items()}
-            self._units[cell_id] = cell_units(self._by_cell.get(cell_id, []), self._cases)
-        return self._units[cell_id]
-
-    def describe(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir) if self.run_dir else None,
-                "path": str(self.run_dir.resolve()) if self.run_dir else None,
-                "run_id": self.run_id, "name": self.manifest.get("config", {}).get("name")}
-
-
-def load_run(path: str | Path) -> RunData:
-    """Read a run directory (manifest and records); a folder that is not a run is a usage error."""
-    run_dir = open_run_dir(Path(path))
-    return RunData(run_dir, read_json(run_dir / MANIFEST), read_records(run_dir, compact=True))
 
 
 def by_case(units: Units) -> dict[str, list[float]]:
@@ -207,7 +155,7 @@ def family_level(comparisons: int, alpha: float = 1 - FAMILY_LEVEL) -> float:
     return 1 - alpha / max(1, comparisons)
 
 
-def _applicable(before: Units | None, after: Units | None) -> bool:
+def applicable(before: Units | None, after: Units | None) -> bool:
     if not before or not after:
         return False
     cases_after = {case for case, _ in after}
@@ -233,7 +181,7 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
     tolerance = {m: rate_tolerance if COMPARABLE[split_metric(m)[0]].kind == "rate" else latency_tolerance
                  for m in metrics}
     todo = [(b, n, m) for b, n in matched for m in metrics
-            if _applicable(base.units(b["cell_id"]).get(split_metric(m)[0]),
+            if applicable(base.units(b["cell_id"]).get(split_metric(m)[0]),
                            new.units(n["cell_id"]).get(split_metric(m)[0]))]
     cell_alpha, case_alpha = split_alpha(metrics)
     level = family_level(len(todo), cell_alpha)
@@ -301,210 +249,3 @@ def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> lis
 def _differs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     keys = list(dict.fromkeys([*a["params"], *b["params"]]))
     return [k for k in keys if canonical(a["params"].get(k)) != canonical(b["params"].get(k))]
-
-
-# --- baselines of a run: config gates with `baseline:` and `run --baseline DIR` -------------------------------
-
-@dataclass
-class Baselines:
-    """The baseline runs a run's gates refer to, loaded: by the gate's ``baseline`` as written, and the
-    ``--baseline`` run. None means "previous" found no earlier run."""
-
-    by_spec: dict[str, RunData | None] = field(default_factory=dict)
-    cli: RunData | None = None
-
-
-def baseline_dir(spec: str, folder: Path) -> Path:
-    """A gate's ``baseline: DIR``, relative to the config's folder like every path in a config."""
-    path = Path(spec).expanduser()
-    return path if path.is_absolute() else folder / path
-
-
-def previous_run(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    """The latest complete run of the same config that started before this one, beside it in its folder
-    (``reports/<name>/``); None when there is none."""
-    name = manifest["config"]["name"]
-    me = (manifest.get("started_at", ""), run_dir.name)
-    found: list[tuple[tuple[str, str], Path]] = []
-    for other in run_dir.parent.iterdir() if run_dir.parent.is_dir() else ():
-        if other.resolve() == run_dir.resolve() or not (other / SUMMARY).is_file() or not (other / MANIFEST).is_file():
-            continue
-        try:
-            theirs, summary = read_json(other / MANIFEST), read_json(other / SUMMARY)
-        except (OSError, ValueError):
-            continue
-        key = (str(theirs.get("started_at", "")), other.name)
-        if theirs.get("config", {}).get("name") == name and summary.get("complete") and key < me:
-            found.append((key, other))
-    return max(found)[1] if found else None
-
-
-def load_baselines(manifest: dict[str, Any], run_dir: Path, cli_baseline: str | None) -> Baselines:
-    """Load every baseline the run's gates name, and the ``--baseline`` run (I/O at the edge)."""
-    out = Baselines()
-    # A config given as a mapping has no file, only the folder its paths are relative to (config_dir).
-    folder = Path(manifest.get("config_dir") or Path(manifest.get("config_path") or run_dir / "config.yaml").parent)
-    for gate in manifest["config"].get("gates", []):
-        spec = gate.get("baseline")
-        if not spec or spec in out.by_spec:
-            continue
-        if spec == "previous":
-            found = previous_run(run_dir, manifest)
-            out.by_spec[spec] = load_run(found) if found else None
-        else:
-            out.by_spec[spec] = load_run(baseline_dir(spec, folder))
-    if cli_baseline:
-        out.cli = load_run(cli_baseline)
-    return out
-
-
-@dataclass(frozen=True)
-class _Job:
-    entry: dict[str, Any]
-    baseline: RunData
-    before: Units | None
-    after: Units | None
-    metric: str
-    tolerance: float
-    required: bool  # a config gate must be measurable; --baseline skips metrics that do not apply
-    population: Population
-
-
-def stored_baseline(summary: dict[str, Any]) -> str | None:
-    """The ``--baseline`` run a stored summary was judged against, if that folder still holds a run:
-    ``evalharness report`` judges against it again (a baseline deleted since is left out)."""
-    path = (summary.get("baseline") or {}).get("path")
-    return str(path) if path and (Path(path) / MANIFEST).is_file() else None
-
-
-def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
-                      population: Population = "suite") -> list[dict[str, Any]]:
-    """Gate verdicts against baselines: per baseline gate and matching cell, and per cell and default
-    metric for ``--baseline`` (asked with ``population``). All of them are judged together (one family,
-    see the module docstring), and so are the per-case exact tests behind them: a case that regressed is
-    a failing verdict of its own, named by suite/id with its counts.
-
-    A regressed verdict fails; improved, unchanged and inconclusive pass (inconclusive says how big a change
-    the run could have seen). A gate that cannot be measured fails, as plain gates do, except that
-    ``baseline: previous`` passes when there is no earlier run yet (the first run of a config).
-    """
-    jobs: list[_Job] = []
-    verdicts: list[dict[str, Any]] = []
-
-    def add(entry: dict[str, Any], baseline: RunData, where: dict[str, Any], metrics: Sequence[str],
-            tolerance: float | None, required: bool, asked: Population) -> None:
-        matched = _matched_cells(baseline, run, where)
-        if not matched:
-            verdicts.append({**entry, "cell_id": None, "value": None, "verdict": None, "passed": False,
-                             "reason": f"no cell{' matching where' if where else ''} has the same params as a "
-                                       f"cell of baseline {baseline.run_id}"})
-        for (b, n), metric in itertools.product(matched, metrics):
-            name = split_metric(metric)[0]
-            tol = tolerance if tolerance is not None else (
-                RATE_TOLERANCE if COMPARABLE[name].kind == "rate" else LATENCY_TOLERANCE)
-            jobs.append(_Job({**entry, "metric": metric, "cell_id": n["cell_id"], "label": n["label"],
-                              "baseline_run_id": baseline.run_id},
-                             baseline, baseline.units(b["cell_id"]).get(name), run.units(n["cell_id"]).get(name),
-                             metric, tol, required, asked))
-
-    for gate in gates:
-        if gate.baseline is None:
-            continue
-        entry = {"metric": gate.metric, "where": gate.where, "min": None, "max": None, "baseline": gate.baseline,
-                 "max_drop": gate.max_drop, "max_rise": gate.max_rise, "population": gate.population}
-        baseline = baselines.by_spec.get(gate.baseline)
-        if baseline is None:
-            verdicts.append({**entry, "cell_id": None, "value": None, "verdict": None, "passed": True,
-                             "reason": "no earlier complete run of this config to compare with"})
-            continue
-        add(entry, baseline, gate.where, [gate.metric],
-            gate.max_drop if gate.max_drop is not None else gate.max_rise, required=True, asked=gate.population)
-    if baselines.cli is not None:
-        entry = {"metric": "*", "where": {}, "min": None, "max": None, "baseline": str(baselines.cli.run_dir),
-                 "max_drop": None, "max_rise": None, "population": population}
-        add(entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False, asked=population)
-
-    measurable = [_applicable(j.before, j.after) for j in jobs]
-    cell_alpha, case_alpha = split_alpha([j.metric for j in jobs])
-    level = family_level(sum(measurable), cell_alpha)
-    tests: list[tuple[_Job, CaseTest]] = []
-    for job, can in zip(jobs, measurable, strict=True):
-        if not can and not job.required:
-            continue
-        found = judge(job.metric, job.before, job.after, tolerance=job.tolerance, level=level,
-                      population=job.population)
-        extra = {k: v for k, v in found.items() if k not in ("metric", "tolerance")}
-        verdicts.append({**job.entry, "value": found.get("after"), "tolerance": job.tolerance, **extra,
-                         "passed": found["verdict"] not in ("regressed", None),
-                         "reason": _explain(found, job.baseline.run_id)})
-        tests += [(job, t) for t in case_tests(split_metric(job.metric)[0], job.before, job.after,
-                                               cell=job.entry["label"], cell_id=job.entry["cell_id"],
-                                               against=job.baseline.run_id)]
-    # The same case of the same cell may be tested by a config gate and by --baseline: it counts once.
-    owner = {(t.metric, t.cell_id, t.case, t.against): (job, t) for job, t in tests}
-    for case in judge_cases([t for _, t in owner.values()], case_alpha):
-        job, _ = owner[case["metric"], case["cell_id"], case["case"], case["against"]]
-        if case["verdict"] != "regressed" or not beyond(case, job.tolerance):
-            continue
-        verdicts.append({**job.entry, "metric": case["metric"], "case": case["case"],
-                         "value": case["after"]["count"] / case["after"]["n"], "verdict": "regressed",
-                         "passed": False, "case_verdict": case, "analysis": case["analysis"],
-                         "test": CASE_TEST_NAME,
-                         "reason": f"case {case['case']} regressed against {job.baseline.run_id}: "
-                                   f"{case['counts']} ({CASE_TEST_NAME}, p = {case['p_adjusted']:.2g})"})
-    return verdicts
-
-
-def _matched_cells(baseline: RunData, run: RunData, where: dict[str, Any]
-                   ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    theirs = baseline.cell_by_params()
-    defaults = run.manifest["config"].get("defaults")
-    return [(theirs[canonical(c["params"])], c) for c in run.cells
-            if canonical(c["params"]) in theirs and matches_where(c["params"], where, defaults)]
-
-
-def _explain(found: dict[str, Any], baseline_id: str) -> str:
-    if found["verdict"] is None:
-        return f"not compared: {found['reason']}"
-    before, after, change, interval = describe_change(found)
-    text = (f"{found['verdict']} against {baseline_id} ({found.get('analysis', 'this suite')}): {before} → {after}, "
-            f"change {change} ({100 * found['level']:.3g}% interval {interval}; tolerance {found['tolerance']:g})")
-    if found["verdict"] == "inconclusive":
-        text += "; " + too_small(found)
-    return text
-
-
-def too_small(found: dict[str, Any]) -> str:
-    """Why an inconclusive verdict is one: the run's minimum detectable effect, or the missing interval."""
-    mde = found.get("mde")
-    if mde is None:
-        return str(found.get("reason", "no interval"))
-    size = f"{100 * mde:.1f} pts" if found["kind"] == "difference" else f"{100 * mde:.0f}%"
-    text = f"min. detectable {size}"
-    power = found.get("power")
-    if power and mde > power["change"]:
-        unit, count = next((k, v) for k, v in power.items() if k != "change")
-        text += f"; {count} {unit} would detect {100 * power['change']:.0f} pts"
-    return text
-
-
-def describe_change(r: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(before, after, change, interval) of a comparison as people read them: rates in % and points,
-    latency in seconds and as a ratio."""
-    ci = r.get("ci") or r.get("ci95")
-    if r["kind"] == "difference":
-        interval = f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] pts" if ci else "–"
-        return _pct(r["before"]), _pct(r["after"]), f"{100 * r['change']:+.1f} pts", interval
-    interval = f"[×{ci[0]:.2f}, ×{ci[1]:.2f}]" if ci else "–"
-    seconds = r.get("metric", "").partition(".")[0].endswith("_s")
-    ratio = "–" if r.get("change") is None else f"×{r['change']:.2f}"
-    return ((_secs(r["before"]), _secs(r["after"])) if seconds else (f"{r['before']:.3g}", f"{r['after']:.3g}")) + (
-        ratio, interval)
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def _secs(value: float) -> str:
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

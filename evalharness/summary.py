@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
-from evalharness.regress import Baselines, Population, RunData, baseline_verdicts, cell_comparisons
+from evalharness.regress import Population, cell_comparisons
+from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
 from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_check, usage_source

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from evalharness.baselines import Baselines, baseline_verdicts, previous_run
 from evalharness.cli import main
 from evalharness.config import Gate
 from evalharness.plan import make_cells
-from evalharness.regress import Baselines, RunData, baseline_verdicts, compare_runs, load_run, previous_run
+from evalharness.regress import compare_runs
+from evalharness.runs import RunData, load_run
 from evalharness.summary import build_summary
 
 Content = Callable[[Any, int, int], str]  # (temperature, case index, repeat) -> answer

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate, load_config
 from evalharness.errors import ConfigError
 from evalharness.gates import evaluate_gates
 from evalharness.plan import make_cells
-from evalharness.regress import Baselines, RunData, baseline_verdicts
+from evalharness.runs import RunData
 from evalharness.summary import build_summary
 
 COUNTS = {"s/steady": (10, 10), "s/flaky": (7, 10), "s/broken": (0, 10)}

@@ -15,10 +15,11 @@ from scipy.stats import fisher_exact as scipy_fisher
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.cli import main
 from evalharness.config import Gate
 from evalharness.flow import finish
-from evalharness.regress import Baselines, baseline_verdicts, compare_runs
+from evalharness.regress import compare_runs
 from evalharness.scoring.cases import tarone_family
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
 from evalharness.scoring.suite import stratified_difference, stratified_quantile_ratio

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from evalharness.plan import make_cells
-from evalharness.regress import RunData, compare_runs
+from evalharness.regress import compare_runs
+from evalharness.runs import RunData
 
 SEEDS = {"seed": [None, 42]}
 

@@ -1,0 +1,59 @@
+"""Stored runs as comparisons read them: cells by params, case specs, and each cell's comparison units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalharness.plan import canonical
+from evalharness.scoring.metrics import CaseSpec
+from evalharness.scoring.paired import Units, cell_units
+from evalharness.store import MANIFEST, open_run_dir, read_json, read_records
+
+
+@dataclass
+class RunData:
+    """A stored run, as comparisons need it: cells by params, case specs, and records per cell."""
+
+    run_dir: Path | None
+    manifest: dict[str, Any]
+    records: list[dict[str, Any]]
+    _units: dict[str, dict[str, Units]] = field(default_factory=dict, repr=False)
+    _by_cell: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _cases: dict[str, CaseSpec] | None = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id", ""))
+
+    @property
+    def cells(self) -> list[dict[str, Any]]:
+        cells: list[dict[str, Any]] = self.manifest["plan"]["cells"]
+        return cells
+
+    def cell_by_params(self) -> dict[str, dict[str, Any]]:
+        return {canonical(c["params"]): c for c in self.cells}
+
+    def units(self, cell_id: str) -> dict[str, Units]:
+        """The comparison units of one cell (computed once)."""
+        if cell_id not in self._units:
+            if self._by_cell is None or self._cases is None:
+                # Grouped once: a grid of many cells must not scan every record per cell.
+                self._by_cell = {}
+                for r in self.records:
+                    self._by_cell.setdefault(r["cell_id"], []).append(r)
+                self._cases = {key: CaseSpec.from_manifest(spec) for key, spec in self.manifest["cases"].items()}
+            self._units[cell_id] = cell_units(self._by_cell.get(cell_id, []), self._cases)
+        return self._units[cell_id]
+
+    def describe(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir) if self.run_dir else None,
+                "path": str(self.run_dir.resolve()) if self.run_dir else None,
+                "run_id": self.run_id, "name": self.manifest.get("config", {}).get("name")}
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run directory (manifest and records); a folder that is not a run is a usage error."""
+    run_dir = open_run_dir(Path(path))
+    return RunData(run_dir, read_json(run_dir / MANIFEST), read_records(run_dir, compact=True))
