@@ -3,7 +3,8 @@
 From Python: ``evalharness.run(config)`` runs a config (a YAML path or a mapping) and returns a ``Run``;
 ``evalharness.load_run(dir)`` reads a stored one; ``evalharness.compare(base, new)`` gives regression
 verdicts. See ``evalharness/api.py``. ``@evalharness.check("name")`` registers a check of your own
-(``evalharness/scoring/registry.py``).
+(``evalharness/scoring/registry.py``). ``run(config, backend=...)`` sends the requests to a ``Backend`` of your
+own, an object whose ``complete`` turns a request body into an ``Outcome`` (``evalharness/backend.py``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from evalharness.api import compare, load_run, run
+    from evalharness.backend import Backend, Outcome
     from evalharness.results import CaseOutcome, Cell, Change, Comparison, GateVerdict, Metric, Run
     from evalharness.scoring.registry import CheckContext, CheckResult, check
 
-__all__ = ["CaseOutcome", "Cell", "Change", "CheckContext", "CheckResult", "Comparison", "GateVerdict", "Metric",
-           "Run", "__version__", "check", "compare", "load_run", "run"]
+__all__ = ["Backend", "CaseOutcome", "Cell", "Change", "CheckContext", "CheckResult", "Comparison", "GateVerdict",
+           "Metric", "Outcome", "Run", "__version__", "check", "compare", "load_run", "run"]
 
 _FROM = {"run": "evalharness.api", "load_run": "evalharness.api", "compare": "evalharness.api",
          **{name: "evalharness.results" for name in ("Run", "Cell", "Metric", "GateVerdict", "CaseOutcome",
                                                        "Change", "Comparison")},
-         **{name: "evalharness.scoring.registry" for name in ("check", "CheckContext", "CheckResult")}}
+         **{name: "evalharness.scoring.registry" for name in ("check", "CheckContext", "CheckResult")},
+         **{name: "evalharness.backend" for name in ("Backend", "Outcome")}}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness import flow
+from evalharness.backend import Backend
 from evalharness.config import LoadedConfig, config_from_mapping, load_config
 from evalharness.errors import UsageError
 from evalharness.progress import Progress
@@ -56,14 +57,16 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
         overrides: Mapping[str, Any] | None = None, progress: bool | Progress = False,
         base_dir: str | os.PathLike[str] | None = None, resume: str | os.PathLike[str] | None = None,
         gates: bool = True, baseline: str | os.PathLike[str] | None = None,
-        population: Population = "suite") -> Run:
+        population: Population = "suite", backend: Backend | None = None) -> Run:
     """Run ``config`` against its target, score it, gate it and write its reports; returns the ``Run``.
 
     ``config`` is a YAML path or a mapping, ``overrides`` merged over it (see ``load``). The run goes to
     ``out``, or ``reports/<name>/<run-id>/`` in the current directory. ``progress=False`` prints nothing;
     ``True`` says on stderr what runs and draws the progress line there when it is a terminal. ``resume``
     finishes the interrupted run in that folder; ``gates=False`` judges no gate; ``baseline`` also gates on
-    regressions against that run, for ``population`` (as ``evalharness run --baseline`` does).
+    regressions against that run, for ``population`` (as ``evalharness run --baseline`` does). ``backend``
+    answers every request instead of the config's target (backend.py: any object with ``complete`` and
+    ``aclose``); the run closes it when it is over.
 
     A run that stopped early (budget, interruption, a target that died mid-run) is returned with
     ``complete`` false and its ``stop_reason``; what stops it before anything is stored raises.
@@ -78,7 +81,7 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
     else:
         shown = Progress(enabled=None if progress else False, announce=sys.stderr if progress else None)
     finished = flow.execute(loaded, progress=shown, out=out, resume=resume, gates=gates, baseline=baseline,
-                            population=population)
+                            population=population, backend=backend)
     return Run(finished.run_dir, finished.summary, finished.reports)
 
 

@@ -1,29 +1,32 @@
 """The flow end to end, without a word to the console: config → plan → run → store → score → gate → report.
 
 The Python API (``api.py``) and the command line (``app.py``) both run evaluations through here; what a run
-prints is the caller's choice (``Progress``), and what it produced comes back as a ``Finished``.
+prints is the caller's choice (``Progress``), and what it produced comes back as a ``Finished``. Requests go
+to the config's target through ``client.ChatClient``, or to a ``Backend`` the caller gives (backend.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from evalharness import __version__
+from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig
 from evalharness.errors import RunAborted, UsageError
-from evalharness.local import TargetCheck, open_target
+from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
-from evalharness.proxy import Route, redact, route_for
+from evalharness.proxy import DIRECT, Route, redact, route_for
 from evalharness.regress import Population
 from evalharness.report import write_reports
 from evalharness.runner import Runner
@@ -55,7 +58,7 @@ class Finished:
 
 
 def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any],
-                   route: Route) -> dict[str, Any]:
+                   transport: dict[str, Any]) -> dict[str, Any]:
     """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
     version, target, the transport and proxy used, time."""
     config = loaded.config.model_dump(mode="json", exclude_none=False)
@@ -76,7 +79,7 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[s
         # A config given as a mapping has no file; its paths (baseline gates) resolve against config_dir.
         "config_path": str(loaded.path) if loaded.path else None, "config_dir": str(loaded.folder),
         "config": config, "target": target,
-        "transport": route.describe(transport_name(route)),
+        "transport": transport,
         "plan": {"requests": len(plan.items), "repeats": plan.repeats, "cases": plan.cases,
                  "cells": [{"cell_id": c.cell_id, "label": c.label, "params": c.params} for c in plan.cells],
                  "item_ids_digest": _digest(i.item_id for i in plan.items)},
@@ -117,8 +120,11 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
 def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
             resume: str | os.PathLike[str] | None = None, gates: bool = True,
             baseline: str | os.PathLike[str] | None = None,
-            population: Population = "suite") -> Finished:
+            population: Population = "suite", backend: Backend | None = None) -> Finished:
     """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
+
+    ``backend`` answers the requests instead of the config's target (which is then neither started nor
+    called; the bodies name its model, or the bundled model's for ``kind: local``); the run closes it.
 
     A run that stops early (budget, interruption, a target that died mid-run) is still scored and reported,
     with ``complete`` false and its ``stop_reason`` in the summary; what fails before anything is stored
@@ -146,19 +152,21 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
     try:
-        with open_target(loaded.config.target, run_dir / "server.log") as (target, check_target):
-            route = target_route(loaded, target)
+        with _open(loaded, run_dir / "server.log", backend) as (target, check_target):
+            route = DIRECT if backend is not None else target_route(loaded, target)
+            transport = route.describe(transport_name(route) if backend is None else "python")
             if resume:
                 manifest["target"] = target
-                manifest["transport"] = route.describe(transport_name(route))
+                manifest["transport"] = transport
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             else:
-                manifest = build_manifest(loaded, plan, run_dir.name, target, route)
+                manifest = build_manifest(loaded, plan, run_dir.name, target, transport)
             write_json(run_dir / MANIFEST, manifest)
             progress.announce(f"Running {cfg.name}: {len(todo)} requests"
                               + (f" ({len(done)} already done)" if done else "")
                               + f" against {target['model']} at {target['base_url']}" + through(route))
-            run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target))
+            run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target,
+                           backend=backend))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -184,6 +192,20 @@ def rescore(run_dir: str | Path) -> Finished:
                   records=records, population=(previous.get("baseline") or {}).get("population", "suite"))
 
 
+@contextlib.contextmanager
+def _open(loaded: LoadedConfig, log_path: Path,
+          backend: Backend | None) -> Iterator[tuple[dict[str, Any], TargetCheck | None]]:
+    """The target as ``open_target`` gives it, or, for a backend given by the caller, what the manifest says
+    of it: its class as the address, and the model the bodies name."""
+    if backend is None:
+        with open_target(loaded.config.target, log_path) as opened:
+            yield opened
+        return
+    cls = type(backend)
+    yield {"kind": "python", "base_url": f"python:{cls.__module__}.{cls.__qualname__}",
+           "model": loaded.config.target.model or MODEL_ALIAS}, None
+
+
 def target_route(loaded: LoadedConfig, target: dict[str, Any]) -> Route:
     """How requests reach ``target`` (as ``open_target`` gives it): directly or through a proxy."""
     return route_for(target["base_url"], loaded.config.target.proxy, local=target["kind"] == "local")
@@ -195,21 +217,24 @@ def through(route: Route) -> str:
 
 
 async def _run(loaded: LoadedConfig, target: dict[str, Any], route: Route, run_dir: Path, todo: list[Any],
-               progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None) -> None:
+               progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None,
+               backend: Backend | None = None) -> None:
     cfg = loaded.config
-    writer = ResultWriter(run_dir)
-    key = loaded.api_key()
-    counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"],
-                           timeout_s=cfg.run.timeout_s,
-                           headers={**cfg.target.headers, **({"Authorization": f"Bearer {key}"} if key else {})},
-                           transport=side_transport(route))
-    try:
-        async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                              timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route) as chat:
-            runner = Runner(chat, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
-                            api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
-                            check_target=check_target)
-            await runner.run(todo, total=len(todo), spent=spent)
-    finally:
-        writer.close()
-        await counter.aclose()
+    async with contextlib.AsyncExitStack() as stack:
+        writer = ResultWriter(run_dir)
+        stack.callback(writer.close)
+        counter = None
+        if backend is None:
+            key = loaded.api_key()
+            auth = {"Authorization": f"Bearer {key}"} if key else {}
+            counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"],
+                                   timeout_s=cfg.run.timeout_s, headers={**cfg.target.headers, **auth},
+                                   transport=side_transport(route))
+            stack.push_async_callback(counter.aclose)
+            backend = ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
+                                 timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route)
+        stack.push_async_callback(backend.aclose)
+        runner = Runner(backend, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
+                        api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
+                        check_target=check_target)
+        await runner.run(todo, total=len(todo), spent=spent)

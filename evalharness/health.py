@@ -19,8 +19,8 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from evalharness import client as kinds
-from evalharness.client import Outcome
+from evalharness import backend as kinds
+from evalharness.backend import Outcome
 
 #: Consecutive unreachable-looking failed attempts (across items) that start a check of the target.
 SUSPECT_AFTER = 5

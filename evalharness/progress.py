@@ -1,14 +1,25 @@
-"""A live progress line on a terminal: done/total, errors, request rate, elapsed and ETA."""
+"""A live progress line on a terminal: done/total, errors, request rate, elapsed and ETA.
+
+It reads live counts (``Counts``: the runner's state is one) and knows nothing else of the run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
-if TYPE_CHECKING:
-    from evalharness.runner import RunState
+
+class Counts(Protocol):
+    """What the line shows of a run, read again at each redraw."""
+
+    @property
+    def done(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
 
 
 def _clock(seconds: float) -> str:
@@ -48,22 +59,22 @@ class Progress:
         if self.announce_to is not None:
             print(text, file=self.announce_to, flush=True)
 
-    def start(self, state: RunState) -> None:
+    def start(self, state: Counts) -> None:
         self._t0 = time.monotonic()
         if self.enabled:
             self._task = asyncio.get_running_loop().create_task(self._redraw(state))
 
-    async def _redraw(self, state: RunState) -> None:
+    async def _redraw(self, state: Counts) -> None:
         while True:
             self._draw(state)
             await asyncio.sleep(self.interval_s)
 
-    def _draw(self, state: RunState) -> None:
+    def _draw(self, state: Counts) -> None:
         line = progress_line(state.done, state.total, state.errors, time.monotonic() - self._t0)
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
 
-    def finish(self, state: RunState) -> None:
+    def finish(self, state: Counts) -> None:
         if self._task:
             self._task.cancel()
         if self.enabled:

@@ -30,10 +30,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from evalharness import client as kinds
-from evalharness.client import ChatClient, Outcome
+from evalharness import backend as kinds
+from evalharness.backend import Backend, Outcome
 from evalharness.config import Pricing, RunOptions
-from evalharness.errors import BudgetExhausted, RunInterrupted, SystematicFailure, TargetCrashed, TargetUnreachable
+from evalharness.errors import (
+    BudgetExhausted,
+    RunAborted,
+    RunInterrupted,
+    SystematicFailure,
+    TargetCrashed,
+    TargetUnreachable,
+)
 from evalharness.health import CHECK_PROMPT, TargetHealth
 from evalharness.hints import failure_hint
 from evalharness.params import build_body
@@ -74,7 +81,7 @@ def backoff_s(attempt: int, retry_after: float | None, rng: random.Random, cap_s
 
 
 def tokens_used(usage: dict[str, Any] | None) -> int | None:
-    """Prompt + completion tokens from ``usage`` (the client lets only numeric counts through)."""
+    """Prompt + completion tokens from ``usage`` (whose counts are numbers: see ``Outcome.usage``)."""
     if not usage:
         return None
     return int((usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0))
@@ -105,7 +112,8 @@ class RunState:
     errors: int = 0
     spent: float = 0.0
     reserved: float = 0.0
-    stop_reason: str | None = None
+    # Why the run stops early, as the error ``run`` raises once in-flight items are done (None: it did not).
+    stop: RunAborted | None = None
     error_kinds: Counter[str] = field(default_factory=Counter)
     streak_key: str | None = None
     streak: int = 0
@@ -116,11 +124,11 @@ class RunState:
 class Runner:
     """Runs work items against one target and appends a record per finished item."""
 
-    def __init__(self, chat: ChatClient, *, model: str, options: RunOptions, pricing: Pricing,
+    def __init__(self, backend: Backend, *, model: str, options: RunOptions, pricing: Pricing,
                  writer: ResultWriter, api_key_env: str | None = None, progress: Progress | None = None,
                  seed: int = 0, counter: TokenCounter | None = None,
                  check_target: Callable[[], Awaitable[None]] | None = None) -> None:
-        self.chat = chat
+        self.backend = backend
         # Counts tokens for responses that carry no usage (see tokens.py); None: such responses stay uncounted.
         self.counter = counter
         # For a server the harness started: raises TargetCrashed once it has died (see local.py).
@@ -142,17 +150,17 @@ class Runner:
         self.state = RunState(total=0)
         self._usage_checks = 0
 
-    def stop(self, reason: str) -> None:
-        """Stop scheduling new items; in-flight ones finish."""
-        if self.state.stop_reason is None:
-            self.state.stop_reason = reason
+    def stop(self, reason: RunAborted) -> None:
+        """Stop scheduling new items; in-flight ones finish. The first reason given is the one raised."""
+        if self.state.stop is None:
+            self.state.stop = reason
         self._stop.set()
 
     def interrupt(self) -> None:
         """Ctrl-C or SIGTERM: the first stops scheduling and lets in-flight requests finish; the second
         cancels them (they are not recorded, so a resume sends them again)."""
         self.state.interrupts += 1
-        self.stop("interrupted")
+        self.stop(RunInterrupted("interrupted"))
         self._interrupted.set()
         if self.state.interrupts == 1:
             busy = sum(not w.done() for w in self._workers)
@@ -193,16 +201,13 @@ class Runner:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
-        reason = self.state.stop_reason
-        if reason == "interrupted":
+        stop = self.state.stop
+        if isinstance(stop, RunInterrupted):
+            # Said now: how far the run got is known once the in-flight requests have finished.
             cancelled = " (in-flight requests cancelled)" if self.state.interrupts > 1 else ""
             raise RunInterrupted(f"interrupted after {self.state.done} of {total} requests{cancelled}")
-        if reason and reason.startswith("budget"):
-            raise BudgetExhausted(reason)
-        if reason and reason.startswith("unreachable"):
-            raise TargetUnreachable(reason.removeprefix("unreachable: "))
-        if reason and reason.startswith("systematic"):
-            raise SystematicFailure(reason.removeprefix("systematic: "))
+        if stop is not None:
+            raise stop
         return self.state
 
     async def _worker(self, queue: asyncio.Queue[WorkItem]) -> None:
@@ -268,8 +273,9 @@ class Runner:
             if self.health.unreachable:
                 return None
             if not self._reserve(worst_cost):
-                self.stop(f"budget: the next request could push spend past the budget of {self.options.budget} "
-                          f"{self.pricing.currency} (spent {self.state.spent:.6f}); raise run.budget to go on")
+                self.stop(BudgetExhausted(
+                    f"budget: the next request could push spend past the budget of {self.options.budget} "
+                    f"{self.pricing.currency} (spent {self.state.spent:.6f}); raise run.budget to go on"))
                 return None
             try:
                 epoch = await self._admitted()
@@ -281,7 +287,7 @@ class Runner:
                         return None
                     started = started or datetime.now(UTC).isoformat(timespec="milliseconds")
                     sent = time.perf_counter_ns()
-                    outcome = await self.chat.complete(body)
+                    outcome = await self.backend.complete(body)
                 finally:
                     self.throttle.release()
             finally:
@@ -363,7 +369,7 @@ class Runner:
         reason = await self.health.observe(outcome)
         if reason is None:
             return False
-        self.stop(f"unreachable: {reason}")
+        self.stop(TargetUnreachable(reason))
         # Items waiting out a backoff stop waiting now, as on Ctrl-C: the run ends within seconds.
         self._interrupted.set()
         return True
@@ -372,7 +378,7 @@ class Runner:
         """The tiny request that tells a dead target from a run of bad luck (one token, not streamed)."""
         body = build_body(self.model, [{"role": "user", "content": CHECK_PROMPT}],
                           {"max_tokens": 1, "temperature": 0}, stream=False)
-        return await self.chat.complete(body)
+        return await self.backend.complete(body)
 
     async def _check_target(self) -> None:
         """After a request failed on the way: a dead server stops the run at once, the item unrecorded."""
@@ -381,7 +387,7 @@ class Runner:
         try:
             await self.check_target()
         except TargetCrashed as exc:
-            self.stop(str(exc))
+            self.stop(exc)
             raise
 
     def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
@@ -422,7 +428,8 @@ class Runner:
         st.streak = st.streak + 1 if key == st.streak_key else 1
         st.streak_key = key
         if not st.any_ok and st.streak >= min(SYSTEMATIC_AFTER, st.total):
-            self.stop(f"systematic: the first {st.streak} requests all failed the same way: {record['error']}")
+            self.stop(SystematicFailure(
+                f"the first {st.streak} requests all failed the same way: {record['error']}"))
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, on_signal: Callable[[], None]) -> list[int]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from evalharness.client import Outcome
+from evalharness.backend import Outcome
 
 #: What detection sends: any tokenizer gives this at least one token.
 PROBE_TEXT = "Hello"

@@ -23,8 +23,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from evalharness import client as kinds
-from evalharness.client import Outcome
+from evalharness import backend as kinds
+from evalharness.backend import Outcome
 from evalharness.errors import TargetUnavailable
 from evalharness.probe.prober import OPEN, Finding, Prober, contrast, failure, quote, text_of
 from evalharness.scoring.checks import is_json, parse_json_strict, schema_errors

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 import httpx
 
-from evalharness import client as kinds
-from evalharness.client import ChatClient, Outcome
+from evalharness import backend as kinds
+from evalharness.backend import Backend, Outcome
 from evalharness.config import ThinkingOptions
 from evalharness.params import build_body
 from evalharness.thinking import apply_thinking
@@ -87,7 +87,7 @@ class Prober:
     the arithmetic on batching servers, out of the comparison. The separators count in ``requests``.
     """
 
-    def __init__(self, chat: ChatClient, model: str, base: dict[str, Any], thinking: ThinkingOptions, *,
+    def __init__(self, chat: Backend, model: str, base: dict[str, Any], thinking: ThinkingOptions, *,
                  max_retries: int = 2, tokenizer: Tokenizer | None = None,
                  check_target: Callable[[], Awaitable[None]] | None = None) -> None:
         self.chat = chat

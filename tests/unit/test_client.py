@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evalharness.client import ChatClient, Outcome
+from evalharness.backend import Outcome
+from evalharness.client import ChatClient
 from evalharness.params import build_body, merge_params
 
 BASE_URL = "http://mock.test/v1"

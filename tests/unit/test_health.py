@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from evalharness import client as kinds
-from evalharness.client import Outcome
+from evalharness import backend as kinds
+from evalharness.backend import Outcome
 from evalharness.health import FailureStreak, TargetHealth, unreachable_kind
 
 LITELLM = ("HTTP 500: litellm.InternalServerError: InternalServerError: OpenAIException - Connection error. "

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evalharness.client import ChatClient, Outcome
+from evalharness.backend import Outcome
+from evalharness.client import ChatClient
 from evalharness.config import Pricing, RunOptions
 from evalharness.console import format_outcome
 from evalharness.plan import WorkItem
