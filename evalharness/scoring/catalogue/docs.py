@@ -57,4 +57,17 @@ def markdown() -> str:
               "| metric | kind | fields | computed | compared | shown in |", "|---|---|---|---|---|---|"]
     lines += [f"| `{m.name}` | {m.kind} | {', '.join(f'`{f}`' for f in m.summary_fields)} | {_computed(m)} | "
               f"{_compared(m)} | {_shown(m)} |" for m in metrics()]
+    lines += ["", "## Adding a metric", "",
+              "Declare it once, in `evalharness/scoring/catalogue/builtin.py` or from your own code; every cell "
+              "then reports it, and each view it is placed in (`Shown(position, fields)`) shows it:", "",
+              "```python",
+              "from evalharness.scoring.catalogue import Compare, Metric, SampleRate, Shown, register",
+              "",
+              "register(Metric(",
+              '    "starts_with_capital_rate", "rate", "quality", "capitalised",',
+              '    "Share of completed answers that start with a capital letter.", "share of completed samples",',
+              '    SampleRate(lambda record, spec: float((record.get("content") or " ")[0].isupper()),',
+              '               missing="no completed sample in this cell"),',
+              '    higher_is_better=True, compare=Compare("difference"), table=Shown(7), compared=Shown(8)))',
+              "```"]
     return "\n".join(lines) + "\n"
