@@ -29,7 +29,8 @@ from evalharness.regress import (
 )
 from evalharness.runs import RunData, load_run
 from evalharness.scoring.cases import CASE_TEST_NAME, CaseTest, beyond, case_tests, judge_cases
-from evalharness.scoring.paired import COMPARABLE, Units, split_metric
+from evalharness.scoring.catalogue import split_metric
+from evalharness.scoring.paired import COMPARABLE, Units
 from evalharness.store import MANIFEST, SUMMARY, read_json
 from evalharness.wording import describe_change, too_small
 

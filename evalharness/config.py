@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evalharness.errors import ConfigError
 from evalharness.params import PARAM_NAMES, RequestParams
 from evalharness.proxy import check_proxy_url
-from evalharness.scoring.metrics import CATALOGUE, PER_CASE_RATES
-from evalharness.scoring.paired import COMPARABLE, split_metric
+from evalharness.scoring import catalogue
+from evalharness.scoring.catalogue import split_metric
 from evalharness.suites import Suite, load_suite
 from evalharness.thinking import SwitchMessage, ThinkingVia, normalize_thinking
 from evalharness.yamlsrc import KeyPath, YamlDoc, describe_error, load_yaml, parse_model
@@ -347,16 +347,19 @@ def _gate_problem(gate: Gate, folder: Path) -> tuple[str, str] | None:
     if gate.per_case:
         return _per_case_problem(gate)
     if gate.baseline is None:
-        if name != "totals" and name not in CATALOGUE:
-            return "metric", f"unknown metric {name!r}; metrics are {', '.join(CATALOGUE)}, or totals.<field>"
+        if name != "totals" and catalogue.get(name) is None:
+            return "metric", (f"unknown metric {name!r}; metrics are {', '.join(catalogue.names())}, "
+                              "or totals.<field>")
         return None
     try:
         name, _ = split_metric(gate.metric)
     except ValueError as exc:
         return "metric", str(exc)
-    if COMPARABLE[name].higher_is_better and gate.max_rise is not None:
+    metric = catalogue.get(name)
+    assert metric is not None  # split_metric accepted the name
+    if metric.higher_is_better and gate.max_rise is not None:
         return "max_rise", f"higher {name} is better, so a baseline gate limits its fall: use max_drop"
-    if not COMPARABLE[name].higher_is_better and gate.max_drop is not None:
+    if not metric.higher_is_better and gate.max_drop is not None:
         return "max_drop", f"lower {name} is better, so a baseline gate limits its rise: use max_rise"
     if gate.baseline != "previous":
         run_dir = Path(gate.baseline).expanduser()
@@ -372,7 +375,8 @@ def _per_case_problem(gate: Gate) -> tuple[str, str] | None:
     if gate.baseline is not None:
         return "per_case", ("per_case bounds each case's share within this run; a baseline gate compares runs "
                             "(remove per_case, or baseline with max_drop / max_rise)")
-    if gate.metric not in PER_CASE_RATES:
-        return "per_case", (f"per_case works with the rates a case's samples score: {', '.join(PER_CASE_RATES)}; "
+    if gate.metric not in catalogue.per_case_rates():
+        return "per_case", (f"per_case works with the rates a case's samples score: "
+                            f"{', '.join(catalogue.per_case_rates())}; "
                             f"not {gate.metric}")
     return None

@@ -7,7 +7,8 @@ from typing import Any
 from evalharness.plan import Estimate, Plan
 from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
-from evalharness.report.view import CELL_COLUMNS, cell_value
+from evalharness.report.view import cell_value
+from evalharness.scoring.catalogue import cell_columns
 from evalharness.wording import describe_change, too_small
 
 
@@ -34,9 +35,10 @@ def format_plan(name: str, plan: Plan, estimate: Estimate, currency: str) -> str
 
 
 def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) -> str:
-    heads = ["setting", "n"] + [h for _, _, h, _ in CELL_COLUMNS]
-    rows = [[c["label"], str(c["n"])] + [cell_value(c["metrics"].get(m), f, k)["text"]
-                                          for m, f, _, k in CELL_COLUMNS] for c in summary["cells"]]
+    columns = cell_columns()
+    heads = ["setting", "n"] + [col.heading for col in columns]
+    rows = [[c["label"], str(c["n"])] + [cell_value(c["metrics"].get(col.metric), col.field, col.fmt)["text"]
+                                          for col in columns] for c in summary["cells"]]
     t = summary["totals"]
     out = [table(heads, rows), "",
            f"{t['requests']}/{t['planned']} requests, {t['errors']} errors"

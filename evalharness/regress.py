@@ -29,14 +29,15 @@ from typing import Any, Literal
 
 from evalharness.plan import canonical
 from evalharness.runs import RunData
+from evalharness.scoring import catalogue
 from evalharness.scoring.cases import CASE_TESTED, CaseTest, beyond, case_tests, judge_cases
+from evalharness.scoring.catalogue import split_metric
 from evalharness.scoring.compare import Change, quantile_ratio, rate_difference, verdict
 from evalharness.scoring.paired import (
     COMPARABLE,
     LATENCY_FIELDS,
     Units,
     pair_units,
-    split_metric,
     why_unpaired,
 )
 from evalharness.scoring.suite import (
@@ -51,7 +52,7 @@ from evalharness.scoring.suite import (
 Population = Literal["suite", "cases"]
 ANALYSIS: dict[str, str] = {"suite": "this suite", "cases": "cases like these"}
 #: Rates scored once per case (over all its repeats): more repeats do not narrow them, more cases do.
-PER_CASE_RATES = ("exact_match_rate", "answer_agreement_rate")
+PER_CASE_RATES = catalogue.Names(catalogue.compared_per_case)
 TESTS: dict[tuple[str, str], str] = {
     ("suite", "rate"): "stratified difference over cases, Agresti-Caffo interval",
     ("suite", "latency"): "quantile ratio, bootstrap of repeats within cases",
@@ -59,11 +60,10 @@ TESTS: dict[tuple[str, str], str] = {
     ("cases", "latency"): "quantile ratio, bootstrap over cases",
 }
 
-#: What ``compare`` and ``run --baseline`` judge, per matched cell.
-DEFAULT_METRICS = ("pass_rate", "json_valid_rate", "schema_valid_rate", "exact_match_rate",
-                   "answer_agreement_rate", "error_rate", "e2e_s.p50")
-#: What summary.json compares between the cells of one run.
-CELL_METRICS = ("pass_rate", "json_valid_rate", "schema_valid_rate", "exact_match_rate", "e2e_s.p50")
+#: What ``compare`` and ``run --baseline`` judge, per matched cell (the catalogue's ``compared``).
+DEFAULT_METRICS = catalogue.Names(catalogue.compared_by_default)
+#: What summary.json compares between the cells of one run (the catalogue's ``between_cells``).
+CELL_METRICS = catalogue.Names(catalogue.compared_between_cells)
 #: Default tolerances: any significant worsening of a rate; latency only when over twice as slow, because
 #: runs on different machines or at different load differ that much without any change of the suite.
 RATE_TOLERANCE = 0.0

@@ -72,7 +72,7 @@ _SHARED_TEXT = ("cell_id", "suite", "case_id", "content", "reasoning", "finish_r
 def compact_record(record: dict[str, Any], shared: dict[Any, Any]) -> dict[str, Any]:
     """A record as scoring and reports hold it, in place: ``timings.chunk_times`` as an ``array('d')`` (8 bytes
     a time, not a 32-byte Python float in a list), ``attempts`` as their count (nothing reads more of them;
-    see ``attempt_count``), and equal texts and params shared through ``shared`` (one dict per run), so the
+    see ``records.attempt_count``), and equal texts and params shared through ``shared`` (one dict per run), so the
     records must not be modified."""
     timings = record.get("timings")
     if isinstance(timings, dict) and isinstance(timings.get("chunk_times"), list):
@@ -91,14 +91,6 @@ def compact_record(record: dict[str, Any], shared: dict[Any, Any]) -> dict[str, 
             record["params"] = shared.setdefault(("params", orjson.dumps(params, option=orjson.OPT_SORT_KEYS)),
                                                  params)
     return record
-
-
-def attempt_count(record: dict[str, Any]) -> int:
-    """How many attempts a record took (its ``attempts`` list, or their count in a compact record)."""
-    attempts = record.get("attempts")
-    if isinstance(attempts, int):
-        return attempts
-    return len(attempts or ())
 
 
 def set_aside_failures(run_dir: Path) -> list[dict[str, Any]]:

@@ -12,19 +12,14 @@ from typing import Any
 from evalharness.plan import canonical, cell_label
 from evalharness.report.fmt import fmt, fmt_interval
 from evalharness.report.ranking import Criterion
+from evalharness.scoring import catalogue
 
-HEATMAP_METRICS: list[Criterion] = [
-    Criterion("pass_rate", "value", "pass rate", "rate", True),
-    Criterion("json_valid_rate", "value", "JSON valid", "rate", True),
-    Criterion("schema_valid_rate", "value", "schema valid", "rate", True),
-    Criterion("exact_match_rate", "value", "identical repeats", "rate", True),
-    Criterion("unique_outputs", "value", "distinct outputs per case", "num", False),
-    Criterion("error_rate", "value", "error rate", "rate", False),
-    Criterion("ttft_s", "p50", "TTFT p50", "sec", False),
-    Criterion("e2e_s", "p50", "e2e p50", "sec", False),
-    Criterion("e2e_s", "p95", "e2e p95", "sec", False),
-    Criterion("cost_per_1k_requests", "value", "cost / 1k requests", "money", False),
-]
+
+def heatmap_metrics() -> list[Criterion]:
+    """The metric fields the catalogue maps, in its order."""
+    return [Criterion.of(c) for c in catalogue.heatmap_columns()]
+
+
 MAX_PANELS = 16
 # Squares rendered over all metrics; a huge grid gets fewer metrics rather than a huge file.
 MAX_SQUARES = 6000
@@ -85,7 +80,7 @@ def build_heatmaps(cells: list[dict[str, Any]], keys: dict[str, str], default: C
     axes = grid_axes(cells)
     if not axes or not cells:
         return []
-    metrics = [m for m in HEATMAP_METRICS if any(m.value(c) is not None for c in cells)]
+    metrics = [m for m in heatmap_metrics() if any(m.value(c) is not None for c in cells)]
     metrics.sort(key=lambda m: m.path != default.path)
     metrics = metrics[:max(1, MAX_SQUARES // len(cells))]
     out = []

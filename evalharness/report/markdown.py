@@ -21,7 +21,8 @@ from evalharness.report.fmt import (
     usage_note,
 )
 from evalharness.report.ranking import best_setting, no_best_reason, rank_cells
-from evalharness.report.view import CELL_COLUMNS, cell_value, pass_k_note
+from evalharness.report.view import cell_value, pass_k_note
+from evalharness.scoring.catalogue import cell_columns
 
 MAX_BYTES = 900_000
 _MD_SPECIAL = "\\`*[]|#~"
@@ -97,14 +98,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
                       "|---|---|---|---|---|"]
             quarter = budget // 4
             budget -= quarter - _rows(lines, [_case_row(g, c) for g, c in failing], quarter, "failing cases")
-    heads = [h for _, _, h, _ in CELL_COLUMNS]
+    columns = cell_columns()
+    heads = [col.heading for col in columns]
     ranked = rank_cells(summary["cells"])
     keys = {c["cell_id"]: i + 1 for i, c in enumerate(summary["cells"])}
     lines += ["", "### Settings, best first", "", "| # | setting | n | " + " | ".join(heads) + " |",
               "|---" * (len(heads) + 3) + "|"]
     rows = []
     for cell in ranked + [c for c in summary["cells"] if not c["n"]]:
-        values = [cell_value(cell["metrics"].get(m), f, k)["text"] for m, f, _, k in CELL_COLUMNS]
+        values = [cell_value(cell["metrics"].get(col.metric), col.field, col.fmt)["text"] for col in columns]
         rows.append(f"| {keys[cell['cell_id']]} | {md(cell['label'])} | {cell['n']} | " + " | ".join(values) + " |")
     _rows(lines, rows, budget, "settings")
     note = pass_k_note(summary["cells"])

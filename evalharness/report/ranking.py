@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalharness.gates import metric_value
+from evalharness.scoring import catalogue
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,15 @@ class Criterion:
             return float("-inf")
         return value if self.higher_is_better else -value
 
+    @classmethod
+    def of(cls, column: catalogue.Column) -> Criterion:
+        return cls(column.metric, column.field, column.heading, column.fmt, column.higher_is_better)
 
-# In order of what a user choosing a setting cares about first; the first one any cell measures is the
-# headline, the rest break ties.
-RANKING: list[Criterion] = [
-    Criterion("pass_rate", "value", "pass rate", "rate", True),
-    Criterion("schema_valid_rate", "value", "schema valid", "rate", True),
-    Criterion("json_valid_rate", "value", "JSON valid", "rate", True),
-    Criterion("error_rate", "value", "error rate", "rate", False),
-    Criterion("exact_match_rate", "value", "identical repeats", "rate", True),
-    Criterion("e2e_s", "p50", "e2e p50", "sec", False),
-]
+
+def ranking() -> list[Criterion]:
+    """The catalogue's ranking, in order of what a user choosing a setting cares about first; the first one
+    any cell measures is the headline, the rest break ties."""
+    return [Criterion.of(c) for c in catalogue.ranking_columns()]
 
 
 def measured(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,17 +68,18 @@ def errors_dominate(cell: dict[str, Any]) -> bool:
 
 
 def primary_criterion(cells: list[dict[str, Any]]) -> Criterion:
-    """The headline metric: the first of RANKING that some cell has a value for."""
-    for criterion in RANKING:
+    """The headline metric: the first of the ranking that some cell has a value for."""
+    criteria = ranking()
+    for criterion in criteria:
         if any(criterion.value(c) is not None for c in cells):
             return criterion
-    return RANKING[0]
+    return criteria[0]
 
 
 def rank_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Measured cells, best first: by the headline metric, then the other criteria in RANKING order."""
+    """Measured cells, best first: by the headline metric, then the other criteria in the ranking's order."""
     primary = primary_criterion(cells)
-    order = [primary, *(c for c in RANKING if c is not primary)]
+    order = [primary, *(c for c in ranking() if c != primary)]
     return sorted(measured(cells), key=lambda cell: tuple(-c.score(cell) for c in order))
 
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from evalharness.records import attempt_count
 from evalharness.report.outcomes import Outcomes
-from evalharness.store import attempt_count
 from evalharness.usage import cached_tokens, usage_source
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

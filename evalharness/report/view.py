@@ -28,7 +28,6 @@ from evalharness.report.fmt import (
 from evalharness.report.heatmap import build_heatmaps
 from evalharness.report.outcomes import Outcomes
 from evalharness.report.ranking import (
-    RANKING,
     BestSetting,
     Criterion,
     best_cell,
@@ -36,58 +35,12 @@ from evalharness.report.ranking import (
     no_best_reason,
     primary_criterion,
     rank_cells,
+    ranking,
 )
+from evalharness.scoring import catalogue
 
-__all__ = ["CELL_COLUMNS", "best_cell", "build_view", "cell_value", "fmt"]
+__all__ = ["best_cell", "build_view", "cell_value", "fmt"]
 
-# (metric, field, heading, kind) of the compact per-cell table (console, summary.md).
-CELL_COLUMNS: list[tuple[str, str, str, str]] = [
-    ("pass_rate", "value", "pass", "rate"),
-    ("pass_at_k", "value", "pass@k", "rate"),
-    ("pass_hat_k", "value", "pass^k", "rate"),
-    ("json_valid_rate", "value", "JSON valid", "rate"),
-    ("schema_valid_rate", "value", "schema valid", "rate"),
-    ("exact_match_rate", "value", "identical repeats", "rate"),
-    ("unique_outputs", "value", "distinct outputs", "num"),
-    ("error_rate", "value", "errors", "rate"),
-    ("ttft_s", "p50", "TTFT p50", "sec"),
-    ("e2e_s", "p50", "e2e p50", "sec"),
-    ("e2e_s", "p95", "e2e p95", "sec"),
-    ("completion_tokens", "mean", "out tokens/req", "num"),
-    ("cost_per_1k_requests", "value", "cost / 1k req", "money"),
-]
-# (group, metric, field, heading, kind) of report.html's full table: every catalogue metric.
-TABLE_COLUMNS: list[tuple[str, str, str, str, str]] = [
-    ("quality", "pass_rate", "value", "pass", "rate"),
-    ("quality", "pass_at_k", "value", "pass@k", "rate"),
-    ("quality", "pass_hat_k", "value", "pass^k", "rate"),
-    ("quality", "json_valid_rate", "value", "JSON valid", "rate"),
-    ("quality", "json_valid_lenient_rate", "value", "JSON lenient", "rate"),
-    ("quality", "schema_valid_rate", "value", "schema valid", "rate"),
-    ("determinism", "exact_match_rate", "value", "identical repeats", "rate"),
-    ("determinism", "answer_agreement_rate", "value", "answers agree", "rate"),
-    ("determinism", "modal_share", "value", "modal share", "rate"),
-    ("determinism", "unique_outputs", "value", "distinct outputs", "num"),
-    ("determinism", "first_divergence", "value", "first divergence (chars)", "num"),
-    ("reliability", "error_rate", "value", "errors", "rate"),
-    ("reliability", "retries", "value", "retries", "int"),
-    ("latency", "ttft_s", "p50", "TTFT p50", "sec"),
-    ("latency", "ttft_s", "p95", "TTFT p95", "sec"),
-    ("latency", "ttfc_s", "p50", "TTFC p50", "sec"),
-    ("latency", "e2e_s", "p50", "e2e p50", "sec"),
-    ("latency", "e2e_s", "p95", "e2e p95", "sec"),
-    ("latency", "e2e_s", "p99", "e2e p99", "sec"),
-    ("latency", "tpot_s", "p50", "TPOT p50", "sec"),
-    ("latency", "itl_s", "p50", "ITL p50", "sec"),
-    ("latency", "decode_tps", "p50", "decode tok/s p50", "num"),
-    ("latency", "queue_s", "p95", "queue p95", "sec"),
-    ("cost", "prompt_tokens", "mean", "prompt tokens/req", "num"),
-    ("cost", "completion_tokens", "mean", "out tokens/req", "num"),
-    ("cost", "reasoning_tokens", "mean", "reasoning tokens/req", "num"),
-    ("cost", "cost", "value", "cost", "money"),
-    ("cost", "cost_per_1k_requests", "value", "cost / 1k req", "money"),
-    ("cost", "cached_tokens", "mean", "cached prompt tokens/req", "num"),
-]
 MAX_LEADERBOARD = 10
 STANDING_TEXT = {"leader": "leader", "overlaps": "≈ overlaps", "worse": "clearly worse", "not measured": "not measured"}
 MAX_CDF_SERIES = 12
@@ -260,7 +213,7 @@ def _leaderboard(cells: list[dict[str, Any]], best: BestSetting | None, keys: di
     if not ranked or best is None:
         return {"rows": [], "metric": "", "others": [], "note": ""}
     crit = best.criterion
-    others = [c for c in RANKING if c is not crit and any(c.value(x) is not None for x in cells)][:3]
+    others = [c for c in ranking() if c != crit and any(c.value(x) is not None for x in cells)][:3]
     values = [v for c in ranked for v in (crit.value(c), *(crit.interval(c) or ())) if v is not None]
     lo, hi = (0.0, 1.0) if crit.kind == "rate" else (min([0.0, *values]), max([0.0, *values]) * 1.05 or 1.0)
     contenders = {c["cell_id"] for c in best.contenders}
@@ -288,24 +241,28 @@ def _leaderboard(cells: list[dict[str, Any]], best: BestSetting | None, keys: di
 
 
 def _table(cells: list[dict[str, Any]], keys: dict[str, str]) -> dict[str, Any]:
-    columns = [col for col in TABLE_COLUMNS
-               if any((c["metrics"].get(col[1]) or {}).get(col[2]) is not None for c in cells)]
+    """report.html's table of every metric the catalogue places in it (a column no cell measured is left out
+    and listed with why)."""
+    every = catalogue.table_columns()
+    columns = [col for col in every if any((c["metrics"].get(col.metric) or {}).get(col.field) is not None
+                                           for c in cells)]
     missing: dict[str, str] = {}
-    for _, metric, field, _, _ in TABLE_COLUMNS:
-        if (metric, field) not in {(c[1], c[2]) for c in columns}:
-            reasons = {str((c["metrics"].get(metric) or {}).get("reason", "not measured")) for c in cells}
-            missing.setdefault(metric, "; ".join(sorted(reasons)))
+    for col in every:
+        if col not in columns:
+            reasons = {str((c["metrics"].get(col.metric) or {}).get("reason", "not measured")) for c in cells}
+            missing.setdefault(col.metric, "; ".join(sorted(reasons)))
     best = best_cell(cells)
     shown = rank_cells(cells)[:MAX_TABLE_ROWS] if len(cells) > MAX_TABLE_ROWS else cells
     rows = [{"key": keys[c["cell_id"]], "label": c["label"], "n": c["n"], "best": c is best,
-             "values": [cell_value(c["metrics"].get(m), f, k) for _, m, f, _, k in columns]} for c in shown]
+             "values": [cell_value(c["metrics"].get(col.metric), col.field, col.fmt) for col in columns]}
+            for c in shown]
     groups: list[dict[str, Any]] = []
-    for group, *_ in columns:
-        if groups and groups[-1]["name"] == group:
+    for col in columns:
+        if groups and groups[-1]["name"] == col.group:
             groups[-1]["span"] += 1
         else:
-            groups.append({"name": group, "span": 1})
-    return {"groups": groups, "columns": [heading for *_, heading, _ in columns], "rows": rows,
+            groups.append({"name": col.group, "span": 1})
+    return {"groups": groups, "columns": [col.heading for col in columns], "rows": rows,
             "missing": sorted(missing.items()),
             "note": f"the {MAX_TABLE_ROWS} best-ranked of {len(cells)} settings" if len(cells) > MAX_TABLE_ROWS
             else ""}
@@ -363,7 +320,7 @@ def cost_axis(cells: list[dict[str, Any]]) -> tuple[Criterion, str]:
 
 def _cost_quality(cells: list[dict[str, Any]], keys: dict[str, str], index: dict[str, int]
                   ) -> dict[str, Any] | None:
-    quality = next((c for c in RANKING if c.kind == "rate" and c.higher_is_better
+    quality = next((c for c in ranking() if c.kind == "rate" and c.higher_is_better
                     and any(c.value(x) is not None for x in cells)), None)
     if quality is None:
         return None

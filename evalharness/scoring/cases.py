@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from evalharness.scoring import catalogue
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
 from evalharness.scoring.paired import COMPARABLE, Units
 
-#: The rates scored once per sample: a case has a count of passes over its repeats.
-CASE_TESTED = ("pass_rate", "json_valid_rate", "json_valid_lenient_rate", "schema_valid_rate", "error_rate")
+#: The comparable rates scored once per sample: a case has a count of passes over its repeats.
+CASE_TESTED = catalogue.Names(catalogue.case_tested)
 CASE_TEST_NAME = "Fisher's exact test per case, Holm-adjusted"
 
 

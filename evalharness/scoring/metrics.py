@@ -1,4 +1,5 @@
-"""The metric catalogue (names are contract, see DESIGN.md), computed per cell from stored records."""
+"""Every metric of the catalogue (``scoring/catalogue``; defined in docs/metrics.md), computed per cell from
+stored records."""
 
 from __future__ import annotations
 
@@ -13,45 +14,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from evalharness.scoring.checks import (
-    builtin_calls,
-    extract_answer,
-    is_json,
-    is_json_lenient,
-    is_schema_valid,
-    run_builtins,
-)
+from evalharness.records import attempt_count
+from evalharness.scoring import catalogue
+from evalharness.scoring.checks import builtin_calls, extract_answer, run_builtins
 from evalharness.scoring.passk import pass_k_metrics
 from evalharness.scoring.registry import CheckContext
 from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.scoring.usercheck import CheckOutcome, CheckRef, Resolved, resolve, run_check
-from evalharness.store import attempt_count
 from evalharness.suites import Expect, Extractor
 from evalharness.usage import cached_tokens, source_fields
 
 Metric = dict[str, Any]
 
-#: Every metric a cell reports (DESIGN.md's catalogue; the names are contract). Each appears in every cell,
-#: as ``{"value": None, "reason": ...}`` where it cannot apply.
-CATALOGUE: tuple[str, ...] = (
-    "requests", "errors", "error_rate", "retries",
-    "exact_match_rate", "answer_agreement_rate", "modal_share", "unique_outputs", "first_divergence",
-    "json_valid_rate", "json_valid_lenient_rate", "schema_valid_rate",
-    "pass_rate", "pass_at_k", "pass_hat_k",
-    "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "itl_s", "decode_tps", "queue_s",
-    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost", "cost_per_1k_requests", "cached_tokens",
-)
-#: Rates scored 0 or 1 per completed sample (see ``sample_scores``), and why one may not apply.
-SAMPLE_RATES: dict[str, str] = {
-    "json_valid_rate": "no case in this cell expects JSON and no response_format was sent",
-    "json_valid_lenient_rate": "no case in this cell expects JSON and no response_format was sent",
-    "schema_valid_rate": "no case in this cell has a JSON Schema",
-    "pass_rate": "no case in this cell has expect checks",
-}
+#: Every metric a cell reports, in the catalogue's order (the names are contract). Each appears in every
+#: cell, as ``{"value": None, "reason": ...}`` where it cannot apply.
+CATALOGUE = catalogue.Names(catalogue.names)
 #: Rates a ``per_case`` gate can bound: each case's own share of its samples in a cell.
-PER_CASE_RATES: tuple[str, ...] = (*SAMPLE_RATES, "error_rate")
-#: Latencies measured once per completed sample (``itl_s`` is per chunk gap, so it is not here).
-SAMPLE_LATENCIES = ("ttft_s", "ttfc_s", "e2e_s", "tpot_s", "decode_tps", "queue_s")
+PER_CASE_RATES = catalogue.Names(catalogue.per_case_rates)
 
 
 @dataclass(frozen=True)
@@ -263,11 +242,9 @@ def sample_latencies(record: dict[str, Any]) -> dict[str, float]:
 
 
 def sample_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, float]:
-    """The 0/1 score of each sample rate (``SAMPLE_RATES``) that applies to one completed record.
-
-    JSON validity applies to samples meant to be JSON (the case expects JSON or a schema, or the request
-    sent a response_format); schema validity to cases with a schema; the pass rate to cases with expect.
-    """
+    """The 0/1 score of each rate scored per completed sample (``catalogue.sample_rates``) that applies to one
+    completed record: JSON validity to samples meant to be JSON, schema validity to cases with a schema, the
+    pass rate to cases with expect (``catalogue/builtin.py``), and any metric registered so."""
     spec = spec or _NO_SPEC
     content = record.get("content")
     tool_calls = record.get("tool_calls")
@@ -276,21 +253,28 @@ def sample_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, fl
     cached = spec._memo.get(key)
     if cached is not None:
         return cached
-    out: dict[str, float] = {}
-    if spec.wants_json or "response_format" in (record.get("params") or {}):
-        strict = is_json(content)
-        out["json_valid_rate"] = float(strict)
-        out["json_valid_lenient_rate"] = float(strict or is_json_lenient(content))
-    if spec.schema is not None:
-        out["schema_valid_rate"] = float(is_schema_valid(content, spec.schema))
-    if spec.expect is not None:
-        out["pass_rate"] = float(not sample_failures(record, spec))
+    out = _scores(catalogue.sample_rates(), record, spec)
     spec._memo[key] = out
     return out
 
 
+def request_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, float]:
+    """The 0/1 score of each rate scored per request, a failed one included (``error_rate``)."""
+    return _scores(catalogue.request_rates(), record, spec or _NO_SPEC)
+
+
+def _scores(rates: Sequence[catalogue.Metric], record: dict[str, Any], spec: CaseSpec) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for metric in rates:
+        assert isinstance(metric.computed, catalogue.SampleRate)
+        score = metric.computed.score(record, spec)
+        if score is not None:
+            out[metric.name] = float(score)
+    return out
+
+
 def latency_columns(records: Sequence[dict[str, Any]]) -> dict[str, npt.NDArray[np.float64]]:
-    """``sample_latencies`` of many completed records at once: one array per name in ``SAMPLE_LATENCIES``,
+    """``sample_latencies`` of many completed records at once: one array per latency measured per sample,
     parallel to ``records``, NaN where a record did not measure it (the same numbers, computed in numpy)."""
     timings = [r["timings"] for r in records]
     cols = {name: np.array([t.get(name) for t in timings], dtype=float)
@@ -324,7 +308,8 @@ def inter_token_gaps(records: Sequence[dict[str, Any]]) -> npt.NDArray[np.float6
     return result
 
 
-def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metric]:
+def latency_metrics(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metric]:
+    """The latency distributions of a cell's completed records (a latency it cannot measure says why)."""
     columns = latency_columns(records)
     values = {name: col[~np.isnan(col)] for name, col in columns.items()}
     itl = inter_token_gaps(records)
@@ -341,7 +326,7 @@ def _latency(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metri
     return out
 
 
-def _cost(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]:
+def cost_metrics(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]:
     """Token and cost totals; each figure built from counted usage says so (``usage.source_fields``)."""
     def total(values: list[int | None], what: str, *, of_prompt: bool = False) -> Metric:
         known = [(v, r) for v, r in zip(values, records, strict=True) if v is not None]
@@ -393,14 +378,15 @@ def case_counts(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]
                 ) -> dict[str, dict[str, tuple[int, int]]]:
     """Per rate of ``PER_CASE_RATES``, each case's (successes, samples) among these records.
 
-    A case appears under a rate only when the rate applies to one of its samples: the sample rates count
-    completed samples (as their cell values do), ``error_rate`` counts every request.
+    A case appears under a rate only when the rate applies to one of its samples: most rates count completed
+    samples (as their cell values do), ``error_rate`` counts every request.
     """
     tallies: dict[str, dict[str, list[int]]] = {name: {} for name in PER_CASE_RATES}
     for r in records:
         key = case_key(r)
-        scores = sample_scores(r, cases.get(key)) if r["ok"] else {}
-        for name, score in (*scores.items(), ("error_rate", float(not r["ok"]))):
+        spec = cases.get(key)
+        scores = sample_scores(r, spec) if r["ok"] else {}
+        for name, score in (*scores.items(), *request_scores(r, spec).items()):
             tally = tallies[name].setdefault(key, [0, 0])
             tally[0] += int(score)
             tally[1] += 1
@@ -420,7 +406,6 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
         "requests": {"value": len(records)},
         "errors": {"value": errors, "by_kind": dict(Counter(r["error_kind"] or "unknown"
                                                             for r in records if not r["ok"]))},
-        "error_rate": rate(errors, len(records)) if records else na("no requests"),
         "retries": {"value": sum(max(0, attempt_count(r) - 1) for r in records)},
     }
     # Determinism: per case over its repeats, in repeat order.
@@ -435,16 +420,19 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
         if spec and spec.extract:
             answers[key].append(spec.answer(r.get("content")))
     metrics.update(determinism_metrics(outputs, answers, tokens))
-    # JSON validity, schema validity and expect checks: over the completed samples they apply to.
+    # Rates scored per sample (JSON validity, schema validity, expect checks, errors): over the samples
+    # they apply to.
     by_case = case_counts(records, cases)
-    for name, reason in SAMPLE_RATES.items():
-        successes, n = sum(s for s, _ in by_case[name].values()), sum(n for _, n in by_case[name].values())
-        metrics[name] = rate(successes, n) if n else na(reason)
+    for metric in (*catalogue.sample_rates(), *catalogue.request_rates()):
+        assert isinstance(metric.computed, catalogue.SampleRate)
+        counts = by_case[metric.name].values()
+        successes, n = sum(s for s, _ in counts), sum(n for _, n in counts)
+        metrics[metric.name] = rate(successes, n) if n else na(metric.computed.missing)
     passes = by_case["pass_rate"]
     metrics.update(pass_k_metrics(passes, pass_k or max((n for _, n in passes.values()), default=1)))
-    metrics.update(_latency(ok, stream))
+    metrics.update(latency_metrics(ok, stream))
     _mark_token_latencies(metrics, ok)
-    metrics.update(_cost(records, currency))
+    metrics.update(cost_metrics(records, currency))
     return {name: metrics[name] for name in CATALOGUE}
 
 

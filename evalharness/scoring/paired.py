@@ -7,18 +7,18 @@ the two cells' rates exactly (see ``metrics.sample_scores``; both use the same p
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from evalharness.scoring import catalogue
 from evalharness.scoring.compare import Pair
 from evalharness.scoring.metrics import (
-    SAMPLE_LATENCIES,
-    SAMPLE_RATES,
     CaseSpec,
     answers_agree,
     case_key,
     latency_columns,
+    request_scores,
     sample_scores,
 )
 
@@ -30,29 +30,24 @@ PER_CASE = -1
 
 @dataclass(frozen=True)
 class Comparable:
-    """A metric comparisons understand: a rate (difference) or a latency (ratio of a quantile)."""
+    """A metric comparisons understand: a rate (difference) or a latency (ratio of a quantile); derived from
+    its declaration in the catalogue."""
 
     name: str
     kind: Literal["rate", "latency"]
     higher_is_better: bool
 
 
-COMPARABLE: dict[str, Comparable] = {c.name: c for c in (
-    Comparable("pass_rate", "rate", True),
-    Comparable("json_valid_rate", "rate", True),
-    Comparable("json_valid_lenient_rate", "rate", True),
-    Comparable("schema_valid_rate", "rate", True),
-    Comparable("exact_match_rate", "rate", True),
-    Comparable("answer_agreement_rate", "rate", True),
-    Comparable("error_rate", "rate", False),
-    Comparable("ttft_s", "latency", False),
-    Comparable("ttfc_s", "latency", False),
-    Comparable("e2e_s", "latency", False),
-    Comparable("tpot_s", "latency", False),
-    Comparable("decode_tps", "latency", True),
-)}
+def _comparable(metric: catalogue.Metric) -> Comparable:
+    assert metric.compare is not None and metric.higher_is_better is not None
+    return Comparable(metric.name, "rate" if metric.compare.how == "difference" else "latency",
+                      metric.higher_is_better)
+
+
+#: The metrics the catalogue declares comparable, by name.
+COMPARABLE: Mapping[str, Comparable] = catalogue.Lookup(catalogue.comparable, _comparable)
 #: Quantiles a latency comparison may use (``e2e_s.p50``, ``e2e_s.p95``).
-LATENCY_FIELDS = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+LATENCY_FIELDS = {f: int(f[1:]) / 100 for f in catalogue.QUANTILES}
 
 
 def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) -> dict[str, Units]:
@@ -64,12 +59,13 @@ def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) ->
     done_keys: list[UnitKey] = []
     for r in sorted(records, key=lambda r: (case_key(r), r["repeat"])):
         key = (case_key(r), int(r["repeat"]))
-        units["error_rate"][key] = 0.0 if r["ok"] else 1.0
+        spec = cases.get(key[0])
+        for name, score in request_scores(r, spec).items():
+            units[name][key] = score
         if not r["ok"]:
             continue
         done.append(r)
         done_keys.append(key)
-        spec = cases.get(key[0])
         for name, score in sample_scores(r, spec).items():
             units[name][key] = score
         outputs[key[0]].append(r.get("content") or "")
@@ -91,22 +87,6 @@ def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) ->
     return {name: dict(u) for name, u in units.items() if name in COMPARABLE and u}
 
 
-def split_metric(path: str) -> tuple[str, str | None]:
-    """``e2e_s.p95`` -> (``e2e_s``, ``p95``); a latency without a field compares medians."""
-    name, _, fld = path.partition(".")
-    spec = COMPARABLE.get(name)
-    if spec is None:
-        raise ValueError(f"{name!r} cannot be compared with a baseline; comparable metrics: "
-                         f"{', '.join(COMPARABLE)} (latencies as NAME.p50 or NAME.p95)")
-    if spec.kind == "rate":
-        if fld not in ("", "value"):
-            raise ValueError(f"{name} is a rate; compare it as {name}, not {path}")
-        return name, None
-    if (fld or "p50") not in LATENCY_FIELDS:
-        raise ValueError(f"{name} compares by a quantile: {', '.join(f'{name}.{f}' for f in LATENCY_FIELDS)}")
-    return name, fld or "p50"
-
-
 def pair_units(before: Units, after: Units) -> list[Pair]:
     """The units present on both sides, as (case, before, after), in ``before``'s order (the comparisons
     sort them by value themselves)."""
@@ -116,12 +96,14 @@ def pair_units(before: Units, after: Units) -> list[Pair]:
 def why_unpaired(metric: str, before: Units | None, after: Units | None) -> str:
     """Why a comparison of ``metric`` has no paired units, in the user's words."""
     if not before and not after:
-        if metric in SAMPLE_RATES:
-            return SAMPLE_RATES[metric].replace("in this cell", "in either cell")
+        found = catalogue.get(metric)
+        if found is not None and found in catalogue.sample_rates():
+            assert isinstance(found.computed, catalogue.SampleRate)
+            return found.computed.missing.replace("in this cell", "in either cell")
         if metric in ("exact_match_rate", "answer_agreement_rate"):
             return ("needs at least 2 completed repeats of a case" if metric == "exact_match_rate"
                     else "no case with an answer extractor has 2 completed repeats")
-        if metric in SAMPLE_LATENCIES:
+        if metric in catalogue.sample_latencies():
             return f"no sample measured {metric}"
         return f"no samples for {metric}"
     if not before or not after:

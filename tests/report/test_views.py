@@ -23,7 +23,7 @@ from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import CDF_POINTS, cdf_points, pareto_front
 from evalharness.report.diff import CONTEXT, diff_segments
 from evalharness.report.drilldown import MAX_PAIRS, TEXT_BUDGET, VARIANT_OVERHEAD, drilldown_view
-from evalharness.report.heatmap import HEATMAP_METRICS, choose_axes
+from evalharness.report.heatmap import choose_axes, heatmap_metrics
 from evalharness.report.html import render_html
 from evalharness.report.junit import render_junit
 from evalharness.report.markdown import MAX_BYTES, md, render_markdown
@@ -146,7 +146,7 @@ def test_heatmap_axes_are_the_ones_the_metric_moves_along() -> None:
                 value = 0.9 - 0.5 * t + (0.05 if rf else 0.0)  # seed changes nothing
                 cells.append(_cell(f"{t}{seed}{rf}", {"temperature": t, "seed": seed, "response_format": rf},
                                    json_valid_rate=_rate(value, value - 0.1, value + 0.1)))
-    json_valid = next(m for m in HEATMAP_METRICS if m.metric == "json_valid_rate")
+    json_valid = next(m for m in heatmap_metrics() if m.metric == "json_valid_rate")
     assert choose_axes(cells, json_valid) == ("temperature", "response_format", ["seed"])
 
 
