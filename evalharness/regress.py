@@ -242,8 +242,23 @@ def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> lis
             results[name] = entry | ({"field": fld} if fld else {})
         out.append({"reference": {"cell_id": ref["cell_id"], "label": ref["label"]},
                     "cell": {"cell_id": cell["cell_id"], "label": cell["label"]},
-                    "differs_in": _differs(ref, cell), "metrics": results})
+                    "differs_in": _differs(ref, cell), "metrics": results,
+                    "cases": _changed_cases(run, ref, cell, metrics)})
     return out
+
+
+def _changed_cases(run: RunData, ref: dict[str, Any], cell: dict[str, Any], metrics: Sequence[str]
+                   ) -> list[dict[str, Any]]:
+    """The cases whose own repeats differ between two cells of a run (Fisher's exact test per case, Holm at 5%
+    over this pair's cases and metrics), as findings: ``worse`` or ``better`` in ``cell`` than in ``ref``."""
+    tests: list[CaseTest] = []
+    for m in metrics:
+        name = split_metric(m)[0]
+        tests += case_tests(name, run.units(ref["cell_id"]).get(name), run.units(cell["cell_id"]).get(name),
+                            cell=cell["label"], cell_id=cell["cell_id"])
+    return [{"case": c["case"], "metric": c["metric"], "counts": c["counts"], "p_adjusted": c["p_adjusted"],
+             "finding": CELL_FINDINGS[c["verdict"]], "test": c["test"]}
+            for c in judge_cases(tests, 1 - FAMILY_LEVEL)]
 
 
 def _differs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -76,6 +76,14 @@ def _result_view(metric: str, result: dict[str, Any]) -> dict[str, str]:
             "css": _FINDING_CLASS.get(finding, ""), "title": "; ".join(title)}
 
 
+def _cases_text(cases: Any) -> str:
+    """The cases that changed between two settings: ``s/c1 pass_rate 10/10 → 0/10 (worse)``; "" for none."""
+    if not isinstance(cases, list):
+        return ""
+    return "; ".join(f"{c['case']} {c['metric']} {c['counts']} ({c['finding']})" for c in cases
+                     if isinstance(c, dict) and {"case", "metric", "counts", "finding"} <= set(c))
+
+
 def comparisons_view(summary: dict[str, Any], keys: dict[str, str]) -> dict[str, Any] | None:
     """Rows (pairs of cells) × columns (metrics) of changes, or None when the summary has no comparisons."""
     raw = summary.get("comparisons")
@@ -96,7 +104,8 @@ def comparisons_view(summary: dict[str, Any], keys: dict[str, str]) -> dict[str,
         row = rows.setdefault((a, b), {
             "a": keys.get(a, a), "b": keys.get(b, b),
             "a_label": cells[a]["label"] if a in cells else a, "b_label": cells[b]["label"] if b in cells else b,
-            "change": _what_changes(cells.get(a), cells.get(b), differs), "results": {}})
+            "change": _what_changes(cells.get(a), cells.get(b), differs), "results": {},
+            "cases": _cases_text(item.get("cases"))})
         for metric, result in results.items():
             if not isinstance(result, dict):
                 continue

@@ -218,3 +218,17 @@ def test_a_case_that_dropped_by_less_than_the_tolerance_does_not_fail() -> None:
     drop = 1 - min(c["after"]["count"] / c["after"]["n"] for c in strict["case_regressions"])
     lenient = compare_runs(base, new, rate_tolerance=drop + 0.01)
     assert not lenient["case_regressions"]
+
+
+def test_the_cells_of_one_run_name_the_cases_that_differ_between_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    run = run_data([1.0, 1.0, 0.5], repeats=10, rng=rng, run_id="one", grid={"temperature": [0, 1]})
+    hot = next(c["cell_id"] for c in run.cells if c["params"]["temperature"] == 1)
+    for r in run.records:
+        if r["cell_id"] == hot and r["case_id"] == "c1":
+            r["content"] = "no"  # the case breaks at temperature 1 only
+    summary = finish(write(run, tmp_path / "one"), complete=True).summary
+    [pair] = summary["comparisons"]
+    assert [(c["case"], c["metric"], c["counts"], c["finding"]) for c in pair["cases"]] == [
+        ("s/c1", "pass_rate", "10/10 → 0/10", "worse")]
+    assert "s/c1 pass_rate 10/10 → 0/10 (worse)" in (tmp_path / "one" / "report.html").read_text()
