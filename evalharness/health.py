@@ -109,9 +109,18 @@ class TargetHealth:
         self._open.set()
         self.unreachable: str | None = None  # the stop reason, once the target is given up on
 
+    @property
+    def checking(self) -> bool:
+        """Whether a check is under way (``ready`` then waits for it)."""
+        return not self._open.is_set()
+
     async def ready(self) -> None:
         """Wait while a check is under way: no new attempt is sent into a target being checked."""
         await self._open.wait()
+
+    def answered(self) -> None:
+        """An attempt got an answer: the streak is over (what ``observe`` does for it, without a coroutine)."""
+        self.streak.reset()
 
     async def observe(self, outcome: Outcome) -> str | None:
         """Count an attempt; when it completes a streak, check the target. The stop reason, or None."""

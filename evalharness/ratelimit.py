@@ -135,6 +135,14 @@ class Throttle:
         """Seconds until the shared pause ends (0 when there is none)."""
         return max(0.0, self.paused_until - self._clock())
 
+    def try_acquire(self) -> int | None:
+        """Take an in-flight slot at once if there is no pause and one is free (the epoch, as ``acquire``),
+        else None: the usual case costs no task and no wait."""
+        if self.in_flight < self.limit and self.paused_until <= self._clock():
+            self.in_flight += 1
+            return self._epoch
+        return None
+
     async def acquire(self) -> int:
         """Wait out any pause and for an in-flight slot, and take it; returns the epoch to give ``done``."""
         while True:

@@ -269,7 +269,8 @@ class Runner:
         while True:
             # A target that stopped answering holds every item here while it is checked (the wait counts in
             # queue_s like any other); once it is found unreachable the run stops.
-            await self.health.ready()
+            if self.health.checking:
+                await self.health.ready()
             if self.health.unreachable:
                 return None
             if not self._reserve(worst_cost):
@@ -318,12 +319,14 @@ class Runner:
         counted = await self._count(body, outcome)
         if counted is not None:
             cost = cost_of(counted.usage, self.pricing)
-        record = self._record(item, outcome, attempts, started, charged, cost, counted)
-        record["usage_check"] = await self._check_usage(body, outcome)
-        return record
+        return self._record(item, outcome, attempts, started, charged, cost, counted,
+                            await self._check_usage(body, outcome))
 
     async def _admitted(self) -> int | None:
         """An in-flight slot from the throttle (the epoch it was given in), or None if Ctrl-C came first."""
+        epoch = self.throttle.try_acquire()
+        if epoch is not None:
+            return epoch
         task = asyncio.ensure_future(self.throttle.acquire())
         if await self._unless_interrupted(task):
             return task.result()
@@ -366,6 +369,9 @@ class Runner:
 
     async def _gone(self, outcome: Outcome) -> bool:
         """Whether this failed attempt completed a streak after which the target is given up on."""
+        if outcome.ok and self.health.unreachable is None:
+            self.health.answered()
+            return False
         reason = await self.health.observe(outcome)
         if reason is None:
             return False
@@ -391,7 +397,8 @@ class Runner:
             raise
 
     def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
-                charged: float, cost: float | None, counted: Counted | None = None) -> dict[str, Any]:
+                charged: float, cost: float | None, counted: Counted | None = None,
+                usage_check: dict[str, Any] | None = None) -> dict[str, Any]:
         error = outcome.error
         if not outcome.ok and not is_retryable(outcome):
             hint = failure_hint(outcome.status, outcome.server_error, self.api_key_env, params=item.params,
@@ -412,7 +419,7 @@ class Runner:
             # Timings are those of the last attempt; queue_s is its wait for a slot, a rate limit or a retry.
             "timings": {"queue_s": attempts[-1]["queue_s"], "ttft_s": outcome.ttft_s, "ttfc_s": outcome.ttfc_s,
                         "e2e_s": outcome.e2e_s, "chunk_times": outcome.chunk_times},
-            "attempts": attempts, "response_id": outcome.response_id,
+            "attempts": attempts, "response_id": outcome.response_id, "usage_check": usage_check,
         }
 
     def _account(self, record: dict[str, Any]) -> None:
