@@ -22,7 +22,7 @@ comparison.
 from __future__ import annotations
 
 import itertools
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from evalharness.scoring.paired import (
     COMPARABLE,
     LATENCY_FIELDS,
     Units,
+    by_case,
     pair_units,
     why_unpaired,
 )
@@ -75,14 +76,6 @@ FAMILY_LEVEL = 0.95
 #: Up to this many cells, summary.json also compares every two cells that differ in exactly one axis.
 AXIS_PAIRS_MAX_CELLS = 16
 CELL_FINDINGS = {"regressed": "worse", "improved": "better", "unchanged": "same", "inconclusive": "inconclusive"}
-
-
-def by_case(units: Units) -> dict[str, list[float]]:
-    """A side's units grouped by case (repeat indices dropped: without a seed they pair nothing)."""
-    out: dict[str, list[float]] = defaultdict(list)
-    for (case, _), value in units.items():
-        out[case].append(value)
-    return out
 
 
 def measure(metric: str, before: Units | None, after: Units | None, *, level: float = 0.95,

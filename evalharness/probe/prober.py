@@ -15,6 +15,7 @@ from evalharness.backend import Backend, Outcome
 from evalharness.config import ThinkingOptions
 from evalharness.params import build_body
 from evalharness.thinking import apply_thinking
+from evalharness.tokens import server_root
 
 Verdict = Literal["honored", "ignored", "rejected", "inconclusive"]
 VERDICTS: tuple[Verdict, ...] = ("honored", "ignored", "rejected", "inconclusive")
@@ -149,7 +150,7 @@ class Tokenizer:
 
     def __init__(self, base_url: str, model: str, headers: dict[str, str], *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.root = base_url.rstrip("/").removesuffix("/v1")
+        self.root = server_root(base_url)
         self.model = model
         self.headers = headers
         self.transport = transport

@@ -10,14 +10,13 @@ the family; that is what lets one broken case among 30 stand out.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from evalharness.scoring import catalogue
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
-from evalharness.scoring.paired import COMPARABLE, Units
+from evalharness.scoring.paired import COMPARABLE, Units, by_case
 
 #: The comparable rates scored once per sample: a case has a count of passes over its repeats.
 CASE_TESTED = catalogue.Names(catalogue.case_tested)
@@ -45,12 +44,7 @@ class CaseTest:
 
 
 def _counts(units: Units) -> dict[str, Counts]:
-    passed: dict[str, float] = defaultdict(float)
-    n: dict[str, int] = defaultdict(int)
-    for (case, _), value in units.items():
-        passed[case] += value
-        n[case] += 1
-    return {case: Counts(round(passed[case]), n[case]) for case in n}
+    return {case: Counts(round(sum(values)), len(values)) for case, values in by_case(units).items()}
 
 
 def case_tests(metric: str, before: Units | None, after: Units | None, *, cell: str, cell_id: str,

@@ -87,6 +87,14 @@ def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) ->
     return {name: dict(u) for name, u in units.items() if name in COMPARABLE and u}
 
 
+def by_case(units: Units) -> dict[str, list[float]]:
+    """A side's units grouped by case (repeat indices dropped: without a seed they pair nothing)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for (case, _), value in units.items():
+        out[case].append(value)
+    return out
+
+
 def pair_units(before: Units, after: Units) -> list[Pair]:
     """The units present on both sides, as (case, before, after), in ``before``'s order (the comparisons
     sort them by value themselves)."""
