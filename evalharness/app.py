@@ -69,7 +69,7 @@ def compare(base_run: str, new_run: str, *, rate_tolerance: float, latency_toler
                          max_slowdown=latency_tolerance)
     if json_out:
         write_json(Path(json_out), result.result)
-    print(format_comparison(dict(result.result)), file=stdout or sys.stdout)
+    print(format_comparison(result.result), file=stdout or sys.stdout)
     return 0 if result.passed else 1
 
 

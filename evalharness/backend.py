@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from evalharness.hints import ServerError
+from evalharness.types import Usage
 
 # Error kinds (the report counts errors by these names).
 HTTP = "http_error"
@@ -53,7 +54,7 @@ class Outcome:
     tool_calls: list[dict[str, Any]] | None = None
     finish_reason: str | None = None
     # OpenAI's usage object; its token counts, where given, are numbers (the budget sums them).
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     logprobs: list[dict[str, Any]] | None = None
     ttft_s: float | None = None
     ttfc_s: float | None = None

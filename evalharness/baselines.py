@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evalharness.config import Gate
 from evalharness.gates import matches_where
@@ -32,6 +32,7 @@ from evalharness.scoring.cases import CASE_TEST_NAME, CaseTest, beyond, case_tes
 from evalharness.scoring.catalogue import split_metric
 from evalharness.scoring.paired import COMPARABLE, Units
 from evalharness.store import MANIFEST, SUMMARY, read_json
+from evalharness.types import GateVerdict, Manifest, MetricComparison, PlannedCell, Summary
 from evalharness.wording import describe_change, too_small
 
 
@@ -50,7 +51,7 @@ def baseline_dir(spec: str, folder: Path) -> Path:
     return path if path.is_absolute() else folder / path
 
 
-def previous_run(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
+def previous_run(run_dir: Path, manifest: Manifest) -> Path | None:
     """The latest complete run of the same config that started before this one, beside it in its folder
     (``reports/<name>/``); None when there is none."""
     name = manifest["config"]["name"]
@@ -69,7 +70,7 @@ def previous_run(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
     return max(found)[1] if found else None
 
 
-def load_baselines(manifest: dict[str, Any], run_dir: Path, cli_baseline: str | None) -> Baselines:
+def load_baselines(manifest: Manifest, run_dir: Path, cli_baseline: str | None) -> Baselines:
     """Load every baseline the run's gates name, and the ``--baseline`` run (I/O at the edge)."""
     out = Baselines()
     # A config given as a mapping has no file, only the folder its paths are relative to (config_dir).
@@ -90,7 +91,7 @@ def load_baselines(manifest: dict[str, Any], run_dir: Path, cli_baseline: str | 
 
 @dataclass(frozen=True)
 class _Job:
-    entry: dict[str, Any]
+    entry: GateVerdict
     baseline: RunData
     before: Units | None
     after: Units | None
@@ -100,7 +101,7 @@ class _Job:
     population: Population
 
 
-def stored_baseline(summary: dict[str, Any]) -> str | None:
+def stored_baseline(summary: Summary) -> str | None:
     """The ``--baseline`` run a stored summary was judged against, if that folder still holds a run:
     ``evalharness report`` judges against it again (a baseline deleted since is left out)."""
     path = (summary.get("baseline") or {}).get("path")
@@ -108,7 +109,7 @@ def stored_baseline(summary: dict[str, Any]) -> str | None:
 
 
 def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
-                      population: Population = "suite") -> list[dict[str, Any]]:
+                      population: Population = "suite") -> list[GateVerdict]:
     """Gate verdicts against baselines: per baseline gate and matching cell, and per cell and default
     metric for ``--baseline`` (asked with ``population``). All of them are judged together (one family,
     see the module docstring), and so are the per-case exact tests behind them: a case that regressed is
@@ -119,9 +120,9 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
     ``baseline: previous`` passes when there is no earlier run yet (the first run of a config).
     """
     jobs: list[_Job] = []
-    verdicts: list[dict[str, Any]] = []
+    verdicts: list[GateVerdict] = []
 
-    def add(entry: dict[str, Any], baseline: RunData, where: dict[str, Any], metrics: Sequence[str],
+    def add(entry: GateVerdict, baseline: RunData, where: dict[str, Any], metrics: Sequence[str],
             tolerance: float | None, required: bool, asked: Population) -> None:
         matched = _matched_cells(baseline, run, where)
         if not matched:
@@ -140,8 +141,9 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
     for gate in gates:
         if gate.baseline is None:
             continue
-        entry = {"metric": gate.metric, "where": gate.where, "min": None, "max": None, "baseline": gate.baseline,
-                 "max_drop": gate.max_drop, "max_rise": gate.max_rise, "population": gate.population}
+        entry: GateVerdict = {"metric": gate.metric, "where": gate.where, "min": None, "max": None,
+                              "baseline": gate.baseline, "max_drop": gate.max_drop, "max_rise": gate.max_rise,
+                              "population": gate.population}
         baseline = baselines.by_spec.get(gate.baseline)
         if baseline is None:
             verdicts.append({**entry, "cell_id": None, "value": None, "verdict": None, "passed": True,
@@ -150,9 +152,10 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
         add(entry, baseline, gate.where, [gate.metric],
             gate.max_drop if gate.max_drop is not None else gate.max_rise, required=True, asked=gate.population)
     if baselines.cli is not None:
-        entry = {"metric": "*", "where": {}, "min": None, "max": None, "baseline": str(baselines.cli.run_dir),
-                 "max_drop": None, "max_rise": None, "population": population}
-        add(entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False, asked=population)
+        cli_entry: GateVerdict = {"metric": "*", "where": {}, "min": None, "max": None,
+                                  "baseline": str(baselines.cli.run_dir), "max_drop": None, "max_rise": None,
+                                  "population": population}
+        add(cli_entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False, asked=population)
 
     measurable = [applicable(j.before, j.after) for j in jobs]
     cell_alpha, case_alpha = split_alpha([j.metric for j in jobs])
@@ -163,12 +166,12 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
             continue
         found = judge(job.metric, job.before, job.after, tolerance=job.tolerance, level=level,
                       population=job.population)
-        extra = {k: v for k, v in found.items() if k not in ("metric", "tolerance")}
+        extra = cast(GateVerdict, {k: v for k, v in found.items() if k not in ("metric", "tolerance")})
         verdicts.append({**job.entry, "value": found.get("after"), "tolerance": job.tolerance, **extra,
                          "passed": found["verdict"] not in ("regressed", None),
                          "reason": _explain(found, job.baseline.run_id)})
         tests += [(job, t) for t in case_tests(split_metric(job.metric)[0], job.before, job.after,
-                                               cell=job.entry["label"], cell_id=job.entry["cell_id"],
+                                               cell=job.entry["label"], cell_id=job.entry.get("cell_id") or "",
                                                against=job.baseline.run_id)]
     # The same case of the same cell may be tested by a config gate and by --baseline: it counts once.
     owner = {(t.metric, t.cell_id, t.case, t.against): (job, t) for job, t in tests}
@@ -186,14 +189,14 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
 
 
 def _matched_cells(baseline: RunData, run: RunData, where: dict[str, Any]
-                   ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+                   ) -> list[tuple[PlannedCell, PlannedCell]]:
     theirs = baseline.cell_by_params()
     defaults = run.manifest["config"].get("defaults")
     return [(theirs[canonical(c["params"])], c) for c in run.cells
             if canonical(c["params"]) in theirs and matches_where(c["params"], where, defaults)]
 
 
-def _explain(found: dict[str, Any], baseline_id: str) -> str:
+def _explain(found: MetricComparison, baseline_id: str) -> str:
     if found["verdict"] is None:
         return f"not compared: {found['reason']}"
     before, after, change, interval = describe_change(found)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from evalharness.plan import Estimate, Plan
 from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
 from evalharness.report.view import cell_value
 from evalharness.scoring.catalogue import cell_columns
+from evalharness.types import CaseVerdict, Comparison, GateVerdict, MetricComparison, Summary
 from evalharness.wording import describe_change, too_small
 
 
@@ -34,7 +36,7 @@ def format_plan(name: str, plan: Plan, estimate: Estimate, currency: str) -> str
     return "\n".join(lines)
 
 
-def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) -> str:
+def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
     columns = cell_columns()
     heads = ["setting", "n"] + [col.heading for col in columns]
     rows = [[c["label"], str(c["n"])] + [cell_value(c["metrics"].get(col.metric), col.field, col.fmt)["text"]
@@ -71,10 +73,10 @@ def format_outcome(summary: dict[str, Any], run_dir: str, reports: list[str]) ->
 CONSOLE_CASES = 20
 
 
-def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
+def _plain_gates(gates: list[GateVerdict]) -> list[str]:
     """One line per failed verdict; a gate that passed in every cell it applies to is one line."""
     out: list[str] = []
-    groups: dict[tuple[str, Any, Any, str, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, Any, Any, str, bool], list[GateVerdict]] = {}
     for g in gates:
         groups.setdefault((g["metric"], g["min"], g["max"], repr(g.get("where")), bool(g.get("per_case"))),
                           []).append(g)
@@ -99,7 +101,7 @@ def _plain_gates(gates: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _verdict_text(r: dict[str, Any]) -> str:
+def _verdict_text(r: MetricComparison | GateVerdict) -> str:
     if r["verdict"] == "regressed":
         return "REGRESSED"
     if r["verdict"] == "inconclusive":
@@ -107,11 +109,11 @@ def _verdict_text(r: dict[str, Any]) -> str:
     return str(r["verdict"])
 
 
-def format_regression(cell: str, r: dict[str, Any], *, against: str | None = None) -> str:
+def format_regression(cell: str, r: MetricComparison | GateVerdict, *, against: str | None = None) -> str:
     """One regression as the console names it: metric, cell, before → after, interval, and the question asked
     (or, for a case, its counts and exact test)."""
     vs = f" vs {against}" if against else ""
-    case = r.get("case_verdict")
+    case = cast(Mapping[str, Any], r).get("case_verdict")
     if case:
         return format_case(case, against=against)
     before, after, change, interval = describe_change(r)
@@ -119,14 +121,14 @@ def format_regression(cell: str, r: dict[str, Any], *, against: str | None = Non
             f"{100 * r['level']:.3g}% interval {interval}; {r.get('analysis', 'this suite')}: {r.get('test', '')})")
 
 
-def format_case(case: dict[str, Any], *, against: str | None = None) -> str:
+def format_case(case: CaseVerdict, *, against: str | None = None) -> str:
     """A case that changed: ``REGRESSED case s/c1 pass_rate [temperature=0]: 10/10 → 0/10 (p = 1.1e-05)``."""
     vs = f" vs {against}" if against else ""
     return (f"{case['verdict'].upper()} case {case['case']} {case['metric']} [{case['cell']}]{vs}: "
             f"{case['counts']} (Holm-adjusted p = {case['p_adjusted']:.2g}, Fisher's exact test)")
 
 
-def format_comparison(result: dict[str, Any]) -> str:
+def format_comparison(result: Comparison) -> str:
     """``evalharness compare``: every matched cell and metric with its change, interval and verdict, then
     every case that changed on its own."""
     base, new = result["base"], result["new"]
@@ -153,11 +155,13 @@ def format_comparison(result: dict[str, Any]) -> str:
     out.append(table(heads, rows) if rows else "No metric could be compared.")
     for metric, reason in skipped.items():
         out.append(f"not compared: {metric} ({reason})")
-    for key, what in (("base_only", "only in the baseline"), ("new_only", "only in the new run")):
-        if result["unmatched_cells"][key]:
-            out.append(f"cells {what}: {', '.join(result['unmatched_cells'][key])}")
-        if result["unmatched_cases"][key]:
-            out.append(f"cases {what}: {', '.join(result['unmatched_cases'][key])}")
+    lone_cells, lone_cases = result["unmatched_cells"], result["unmatched_cases"]
+    for what, cell_names, case_names in (("only in the baseline", lone_cells["base_only"], lone_cases["base_only"]),
+                                         ("only in the new run", lone_cells["new_only"], lone_cases["new_only"])):
+        if cell_names:
+            out.append(f"cells {what}: {', '.join(cell_names)}")
+        if case_names:
+            out.append(f"cases {what}: {', '.join(case_names)}")
     out.append("")
     out += [format_regression(r["cell"], r) for r in result["regressions"]]
     out += [format_case(c) for c in result.get("cases", [])]
@@ -177,7 +181,7 @@ def format_comparison(result: dict[str, Any]) -> str:
 ANALYSIS_NAME = {True: "this suite", False: "cases like these"}
 
 
-def format_baseline_gates(gates: list[dict[str, Any]]) -> list[str]:
+def format_baseline_gates(gates: list[GateVerdict]) -> list[str]:
     """Baseline verdicts in a run's outcome: each gate from the config, and of ``--baseline`` only what
     failed, plus a count of the rest (it judges every cell and metric)."""
     out: list[str] = []

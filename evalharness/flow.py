@@ -46,6 +46,7 @@ from evalharness.store import (
 from evalharness.summary import build_summary
 from evalharness.tokens import TokenCounter
 from evalharness.transport import run_async, side_transport, transport_name
+from evalharness.types import Manifest, Record, Summary
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,12 @@ class Finished:
     """A scored run: its folder, summary.json's content, and the report files written beside it."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: Summary
     reports: list[Path]
 
 
 def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any],
-                   transport: dict[str, Any]) -> dict[str, Any]:
+                   transport: dict[str, Any]) -> Manifest:
     """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
     version, target, the transport and proxy used, time."""
     config = loaded.config.model_dump(mode="json", exclude_none=False)
@@ -96,7 +97,7 @@ def _digest(ids: Iterable[str]) -> str:
 
 
 def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
-           baseline: str | None = None, records: list[dict[str, Any]] | None = None,
+           baseline: str | None = None, records: list[Record] | None = None,
            population: Population = "suite") -> Finished:
     """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``,
     judged for ``population``)."""
@@ -182,14 +183,15 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
 def rescore(run_dir: str | Path) -> Finished:
     """``evalharness report RUN_DIR``: score a stored run again and rewrite its reports, calling nothing."""
     run_dir = open_run_dir(Path(run_dir))
-    previous = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else {}
-    manifest = read_json(run_dir / MANIFEST)
+    previous: Summary | None = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else None
+    manifest: Manifest = read_json(run_dir / MANIFEST)
     records = read_records(run_dir, compact=True)
     complete = len(records) >= manifest["plan"]["requests"]
-    stop_reason = None if complete else (previous.get("stop_reason") or
+    stop_reason = None if complete else ((previous and previous.get("stop_reason")) or
                                          f"{len(records)} of {manifest['plan']['requests']} requests stored")
-    return finish(run_dir, complete=complete, stop_reason=stop_reason, baseline=stored_baseline(previous),
-                  records=records, population=(previous.get("baseline") or {}).get("population", "suite"))
+    return finish(run_dir, complete=complete, stop_reason=stop_reason,
+                  baseline=stored_baseline(previous) if previous else None, records=records,
+                  population=((previous and previous.get("baseline")) or {}).get("population", "suite"))
 
 
 @contextlib.contextmanager

@@ -10,9 +10,10 @@ from typing import Any
 
 from evalharness.config import Gate
 from evalharness.params import merge_params
+from evalharness.types import CellSummary, FailingCase, GateVerdict, Metrics, Totals
 
 
-def metric_value(metrics: dict[str, Any], path: str) -> float | None:
+def metric_value(metrics: Metrics, path: str) -> float | None:
     """``json_valid_rate`` -> its value; ``e2e_s.p95`` -> that field of the metric object."""
     name, _, field = path.partition(".")
     metric = metrics.get(name)
@@ -43,7 +44,7 @@ CaseCounts = Callable[[str, str], dict[str, tuple[int, int]]]
 REASON_CASES = 5
 
 
-def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str, Any] | None:
+def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> GateVerdict | None:
     """A ``per_case`` gate in one cell: each case's share judged on its own; None when no case has a sample.
 
     ``value`` is the lowest share of any case (the highest, for a gate with only a max), so it fails exactly
@@ -56,9 +57,9 @@ def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str
     # Worst first; sorted by name before, so cases equally far out keep a stable order.
     outside = sorted(((case, s, n) for case, (s, n) in sorted(shares.items()) if not _verdict(gate, s / n)),
                      key=lambda c: c[1] / c[2] if low_is_bad else -c[1] / c[2])
-    failing = [{"case": case, "successes": s, "n": n, "value": s / n} for case, s, n in outside]
+    failing: list[FailingCase] = [{"case": case, "successes": s, "n": n, "value": s / n} for case, s, n in outside]
     values = [s / n for s, n in shares.values()]
-    out: dict[str, Any] = {"value": min(values) if low_is_bad else max(values), "passed": not failing,
+    out: GateVerdict = {"value": min(values) if low_is_bad else max(values), "passed": not failing,
                            "failing_cases": failing, "cases_checked": len(shares)}
     if failing:
         named = ", ".join(f"{c['case']} {c['successes']}/{c['n']}" for c in failing[:REASON_CASES])
@@ -67,19 +68,19 @@ def per_case_verdict(gate: Gate, counts: dict[str, tuple[int, int]]) -> dict[str
     return out
 
 
-def metric_n(metrics: dict[str, Any], path: str) -> int | None:
+def metric_n(metrics: Metrics, path: str) -> int | None:
     """How many samples a metric was measured on (its ``n``), where the summary says."""
     metric = metrics.get(path.partition(".")[0])
     n = metric.get("n") if isinstance(metric, dict) else None
     return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
-def judge_sample(gate: Gate, found: dict[str, Any], cell: dict[str, Any], planned: int | None) -> dict[str, Any]:
+def judge_sample(gate: Gate, found: GateVerdict, cell: CellSummary, planned: int | None) -> GateVerdict:
     """Say the sample a cell verdict stands on: its ``n``, and a ``note`` when requests the cell planned
     failed or were never sent (the verdict then stands on part of the plan); a sample smaller than the gate's
     ``min_n`` fails the verdict whatever its value."""
     n = found.get("n")
-    out = {**found, "planned": planned}
+    out: GateVerdict = {**found, "planned": planned}
     if n is None:
         return out
     errors = int((cell["metrics"].get("errors") or {}).get("value") or 0)
@@ -94,20 +95,20 @@ def judge_sample(gate: Gate, found: dict[str, Any], cell: dict[str, Any], planne
     return out
 
 
-def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[str, Any], *,
+def evaluate_gates(gates: list[Gate], cells: list[CellSummary], totals: Totals, *,
                    defaults: dict[str, Any] | None = None, case_counts: CaseCounts | None = None,
-                   planned: int | None = None) -> list[dict[str, Any]]:
+                   planned: int | None = None) -> list[GateVerdict]:
     """One verdict per gate and matching cell (or one for a ``totals.*`` gate).
 
     ``defaults`` are the config's, for matching ``where``; ``case_counts`` gives ``per_case`` gates the
     counts of each case in a cell (without it they cannot be judged and fail); ``planned`` is the requests
     planned per cell, against which each verdict's ``n`` is set.
     """
-    verdicts: list[dict[str, Any]] = []
+    verdicts: list[GateVerdict] = []
     for gate in gates:
         if gate.baseline is not None:  # judged against another run, in baselines.baseline_verdicts
             continue
-        base = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where,
+        base: GateVerdict = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where,
                 "per_case": gate.per_case, "min_n": gate.min_n}
         if gate.metric.startswith("totals."):
             value = totals.get(gate.metric.removeprefix("totals."))
@@ -133,7 +134,7 @@ def evaluate_gates(gates: list[Gate], cells: list[dict[str, Any]], totals: dict[
     return verdicts
 
 
-def _cell_verdict(gate: Gate, cell: dict[str, Any], case_counts: CaseCounts | None) -> dict[str, Any] | None:
+def _cell_verdict(gate: Gate, cell: CellSummary, case_counts: CaseCounts | None) -> GateVerdict | None:
     if gate.per_case:
         counts = case_counts(cell["cell_id"], gate.metric) if case_counts else None
         found = per_case_verdict(gate, counts) if counts is not None else None

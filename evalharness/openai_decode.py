@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from evalharness.backend import HTTP, INVALID_JSON, INVALID_RESPONSE, STREAM_INCOMPLETE, Outcome
 from evalharness.hints import parse_error_body
 from evalharness.retry_after import RetryAfter
+from evalharness.types import Usage
 
 _THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|\Z)", re.DOTALL)
 
@@ -48,14 +49,14 @@ def short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def checked_usage(usage: Any) -> dict[str, Any] | None:
+def checked_usage(usage: Any) -> Usage | None:
     """``usage`` if its token counts, where given, are numbers; else None. Malformed usage is no usage
     (charged as unknown), not a crash in the budget's sums."""
     if not isinstance(usage, dict):
         return None
     counts = [usage.get(key) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
     if all(n is None or (isinstance(n, (int, float)) and not isinstance(n, bool)) for n in counts):
-        return usage
+        return cast(Usage, usage)  # the JSON edge: the server's usage object, its counts checked
     return None
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from evalharness.config import Gate
     from evalharness.results import Run
+    from evalharness.types import GateVerdict as GateVerdictData
 
 _CONFIGS = pytest.StashKey[set[Path]]()
 _RUNS = pytest.StashKey[list[tuple[str, "Run"]]]()
@@ -129,7 +130,8 @@ def _gate_items(parent: ConfigFile, gates: list[Gate], cells: list[tuple[str, st
     from evalharness.report.fmt import gate_bound
 
     for index, gate in enumerate(gates):
-        bound = gate_bound(gate.model_dump(), ascii_only=True)
+        # A config gate has the bound fields its verdicts repeat (min, max, per_case, baseline, ...).
+        bound = gate_bound(cast("GateVerdictData", gate.model_dump()), ascii_only=True)
         matched = [(cell_id, label) for cell_id, label, params in cells
                    if matches_where(params, gate.where, defaults)]
         if gate.baseline is not None or gate.metric.startswith("totals.") or not matched:

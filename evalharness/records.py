@@ -3,10 +3,10 @@ them): helpers of the record's own fields, with no I/O, so scoring need not impo
 
 from __future__ import annotations
 
-from typing import Any
+from evalharness.types import Record
 
 
-def attempt_count(record: dict[str, Any]) -> int:
+def attempt_count(record: Record) -> int:
     """How many attempts a record took (its ``attempts`` list, or their count in a compact record)."""
     attempts = record.get("attempts")
     if isinstance(attempts, int):

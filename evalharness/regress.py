@@ -25,7 +25,7 @@ import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Literal, cast
 
 from evalharness.plan import canonical
 from evalharness.runs import RunData
@@ -47,6 +47,7 @@ from evalharness.scoring.suite import (
     stratified_difference,
     stratified_quantile_ratio,
 )
+from evalharness.types import CaseFinding, CellComparison, ComparedCell, Comparison, MetricComparison, PlannedCell
 
 #: The question a comparison answers: did *this suite* change (cases fixed, the default), or would *cases
 #: like these* (a new sample of cases; clustered by case, opt-in).
@@ -115,7 +116,7 @@ def _few_cases(change: Change) -> Change:
 
 
 def judge(metric: str, before: Units | None, after: Units | None, *, tolerance: float | None = None,
-          level: float = 0.95, population: Population = "suite") -> dict[str, Any]:
+          level: float = 0.95, population: Population = "suite") -> MetricComparison:
     """One metric's comparison as summary.json and the console show it: the change, its 95% interval,
     the interval at ``level`` behind the verdict, the minimum detectable effect, the verdict, and the
     question and test behind it (``analysis``, ``test``)."""
@@ -123,14 +124,14 @@ def judge(metric: str, before: Units | None, after: Units | None, *, tolerance: 
     spec = COMPARABLE[name]
     if tolerance is None:
         tolerance = RATE_TOLERANCE if spec.kind == "rate" else LATENCY_TOLERANCE
-    asked = {"analysis": ANALYSIS[population], "test": TESTS[population, spec.kind]}
+    asked: MetricComparison = {"analysis": ANALYSIS[population], "test": TESTS[population, spec.kind]}
     at_95 = measure(metric, before, after, population=population)
     if isinstance(at_95, str):
         return {"metric": metric, "change": None, "verdict": None, "reason": at_95, **asked}
     at_level = at_95 if level == 0.95 else measure(metric, before, after, level=level, population=population)
     assert isinstance(at_level, Change)
     resolution = RATE_RESOLUTION if spec.kind == "rate" else LATENCY_RESOLUTION
-    out = {"metric": metric, **at_level.to_json(), "ci95": list(at_95.ci) if at_95.ci else None,
+    out: MetricComparison = {"metric": metric, **at_level.to_json(), "ci95": list(at_95.ci) if at_95.ci else None,
            "higher_is_better": spec.higher_is_better, "tolerance": tolerance,
            "verdict": verdict(at_level, higher_is_better=spec.higher_is_better, tolerance=tolerance,
                               margin=resolution), **asked}
@@ -166,7 +167,7 @@ def split_alpha(metrics: Sequence[str]) -> tuple[float, float]:
 
 def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAULT_METRICS,
                  rate_tolerance: float = RATE_TOLERANCE, latency_tolerance: float = LATENCY_TOLERANCE,
-                 population: Population = "suite") -> dict[str, Any]:
+                 population: Population = "suite") -> Comparison:
     """Every matched cell and metric of ``new`` against ``base``, with verdicts judged together, and every
     case judged on its own (exact tests, Holm across cases, metrics and cells)."""
     base_cells, new_cells = base.cell_by_params(), new.cell_by_params()
@@ -178,10 +179,10 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
                            new.units(n["cell_id"]).get(split_metric(m)[0]))]
     cell_alpha, case_alpha = split_alpha(metrics)
     level = family_level(len(todo), cell_alpha)
-    cells = []
+    cells: list[ComparedCell] = []
     tests: list[CaseTest] = []
     for b, n in matched:
-        results = []
+        results: list[MetricComparison] = []
         for m in metrics:
             name = split_metric(m)[0]
             before, after = base.units(b["cell_id"]).get(name), new.units(n["cell_id"]).get(name)
@@ -190,7 +191,7 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
         cells.append({"params": n["params"], "label": n["label"], "cell_id": n["cell_id"],
                       "base_cell_id": b["cell_id"], "metrics": results})
     cases = [c for c in judge_cases(tests, case_alpha) if beyond(c, rate_tolerance)]
-    counts = Counter(r["verdict"] for c in cells for r in c["metrics"] if r["verdict"])
+    counts: Counter[str] = Counter(v for c in cells for r in c["metrics"] if (v := r.get("verdict")))
     case_regressions = [c for c in cases if c["verdict"] == "regressed"]
     base_cases = {f"{r['suite']}/{r['case_id']}" for r in base.records}
     new_cases = {f"{r['suite']}/{r['case_id']}" for r in new.records}
@@ -212,7 +213,7 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
     }
 
 
-def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> list[dict[str, Any]]:
+def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> list[CellComparison]:
     """Cells of one run against each other, each at 95% (findings to read, not gates): every cell against
     the first, and, for up to 16 cells, every two cells that differ in exactly one grid axis."""
     cells = run.cells
@@ -221,18 +222,22 @@ def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> lis
     pairs = [(cells[0], c) for c in cells[1:]]
     if len(cells) <= AXIS_PAIRS_MAX_CELLS:
         pairs += [(a, b) for a, b in itertools.combinations(cells[1:], 2) if len(_differs(a, b)) == 1]
-    out = []
+    out: list[CellComparison] = []
     for ref, cell in pairs:
-        results: dict[str, Any] = {}
+        results: dict[str, MetricComparison] = {}
         for m in metrics:
             name, fld = split_metric(m)
             # Tolerance 0: a finding reports any change the data shows, whatever CI would tolerate.
             found = judge(m, run.units(ref["cell_id"]).get(name), run.units(cell["cell_id"]).get(name),
                           tolerance=0.0)
             # At 95% and tolerance 0 by construction, so only ci95 is kept; "before" is the reference cell.
-            entry = {k: v for k, v in found.items() if k not in ("metric", "ci", "level", "tolerance", "verdict")}
+            # The same fields less those a finding has no use for (a subset of the same keys).
+            entry = cast(MetricComparison, {k: v for k, v in found.items()
+                                            if k not in ("metric", "ci", "level", "tolerance", "verdict")})
             entry["finding"] = CELL_FINDINGS.get(found["verdict"] or "")
-            results[name] = entry | ({"field": fld} if fld else {})
+            if fld:
+                entry["field"] = fld
+            results[name] = entry
         out.append({"reference": {"cell_id": ref["cell_id"], "label": ref["label"]},
                     "cell": {"cell_id": cell["cell_id"], "label": cell["label"]},
                     "differs_in": _differs(ref, cell), "metrics": results,
@@ -240,8 +245,8 @@ def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> lis
     return out
 
 
-def _changed_cases(run: RunData, ref: dict[str, Any], cell: dict[str, Any], metrics: Sequence[str]
-                   ) -> list[dict[str, Any]]:
+def _changed_cases(run: RunData, ref: PlannedCell, cell: PlannedCell, metrics: Sequence[str]
+                   ) -> list[CaseFinding]:
     """The cases whose own repeats differ between two cells of a run (Fisher's exact test per case, Holm at 5%
     over this pair's cases and metrics), as findings: ``worse`` or ``better`` in ``cell`` than in ``ref``."""
     tests: list[CaseTest] = []
@@ -254,6 +259,6 @@ def _changed_cases(run: RunData, ref: dict[str, Any], cell: dict[str, Any], metr
             for c in judge_cases(tests, 1 - FAMILY_LEVEL)]
 
 
-def _differs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def _differs(a: PlannedCell, b: PlannedCell) -> list[str]:
     keys = list(dict.fromkeys([*a["params"], *b["params"]]))
     return [k for k in keys if canonical(a["params"].get(k)) != canonical(b["params"].get(k))]

@@ -13,10 +13,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from evalharness import types as shapes
 from evalharness.gates import matches_where
 from evalharness.report.fmt import case_count, gate_bound, gate_subject, gate_value
 from evalharness.report.outcomes import build_outcomes
 from evalharness.store import MANIFEST, read_json, read_records
+from evalharness.types import Manifest, Record, Summary
 
 
 def _number(value: Any) -> float | None:
@@ -52,7 +54,7 @@ class Metric:
     fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_summary(cls, name: str, data: Mapping[str, Any]) -> Metric:
+    def from_summary(cls, name: str, data: shapes.MetricValue) -> Metric:
         n = data.get("n")
         return cls(name=name, value=_number(data.get("value")), ci95=_interval(data.get("ci95")),
                    n=int(n) if isinstance(n, int) else None, reason=data.get("reason"),
@@ -76,7 +78,7 @@ class Cell:
     metrics: Mapping[str, Metric]
 
     @classmethod
-    def from_summary(cls, data: Mapping[str, Any]) -> Cell:
+    def from_summary(cls, data: shapes.CellSummary) -> Cell:
         return cls(cell_id=data["cell_id"], label=data.get("label", data["cell_id"]), params=data["params"],
                    n=int(data.get("n", 0)),
                    metrics={name: Metric.from_summary(name, m) for name, m in data["metrics"].items()})
@@ -103,10 +105,10 @@ class GateVerdict:
     cell: str | None
     cell_id: str | None
     case: str | None
-    raw: Mapping[str, Any] = field(repr=False)
+    raw: shapes.GateVerdict = field(repr=False)
 
     @classmethod
-    def from_summary(cls, data: Mapping[str, Any]) -> GateVerdict:
+    def from_summary(cls, data: shapes.GateVerdict) -> GateVerdict:
         return cls(metric=data["metric"], passed=bool(data["passed"]), value=_number(data.get("value")),
                    reason=data.get("reason"), cell=data.get("label"), cell_id=data.get("cell_id"),
                    case=data.get("case"), raw=data)
@@ -114,12 +116,12 @@ class GateVerdict:
     @property
     def name(self) -> str:
         """``pass_rate >= 0.8 [temperature=0]``: the gate, its bound and where it applies."""
-        return f"{self.metric} {gate_bound(dict(self.raw), ascii_only=True)} [{gate_subject(dict(self.raw))}]"
+        return f"{self.metric} {gate_bound(self.raw, ascii_only=True)} [{gate_subject(self.raw)}]"
 
     @property
     def message(self) -> str:
         """``pass_rate = 0.5 (want >= 0.8)`` and the reason, with the failing cases of a per_case gate."""
-        raw = dict(self.raw)
+        raw = self.raw
         value = "none" if self.value is None and not raw.get("case_verdict") else gate_value(raw, 6)
         text = f"{self.metric} = {value} (want {gate_bound(raw, ascii_only=True)})"
         if self.reason:
@@ -169,7 +171,7 @@ class Run:
     ``gates``, ``run_dir``, ``summary`` (summary.json as stored), ``reports`` (the files written);
     ``records`` and ``cases`` read results.jsonl when first asked for."""
 
-    def __init__(self, run_dir: Path, summary: dict[str, Any], reports: list[Path]) -> None:
+    def __init__(self, run_dir: Path, summary: Summary, reports: list[Path]) -> None:
         self.run_dir = run_dir
         self.summary = summary
         self.reports = reports
@@ -204,12 +206,12 @@ class Run:
         return [GateVerdict.from_summary(g) for g in self.summary["gates"]]
 
     @cached_property
-    def manifest(self) -> dict[str, Any]:
-        manifest: dict[str, Any] = read_json(self.run_dir / MANIFEST)
+    def manifest(self) -> Manifest:
+        manifest: Manifest = read_json(self.run_dir / MANIFEST)
         return manifest
 
     @cached_property
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Record]:
         """Every stored record (results.jsonl), one per finished request."""
         return read_records(self.run_dir)
 
@@ -257,10 +259,10 @@ class Change:
     change: float | None
     ci95: tuple[float, float] | None
     reason: str | None
-    raw: Mapping[str, Any] = field(repr=False)
+    raw: shapes.MetricComparison = field(repr=False)
 
     @classmethod
-    def from_result(cls, cell: str, data: Mapping[str, Any]) -> Change:
+    def from_result(cls, cell: str, data: shapes.MetricComparison) -> Change:
         return cls(cell=cell, metric=data["metric"], verdict=data.get("verdict"), before=_number(data.get("before")),
                    after=_number(data.get("after")), change=_number(data.get("change")),
                    ci95=_interval(data.get("ci95")), reason=data.get("reason"), raw=data)
@@ -276,11 +278,11 @@ class Comparison:
     population: str
     changes: list[Change]
     regressions: list[Change]
-    case_regressions: list[Mapping[str, Any]]
-    result: Mapping[str, Any] = field(repr=False)
+    case_regressions: list[shapes.CaseVerdict]
+    result: shapes.Comparison = field(repr=False)
 
     @classmethod
-    def from_result(cls, result: Mapping[str, Any]) -> Comparison:
+    def from_result(cls, result: shapes.Comparison) -> Comparison:
         changes = [Change.from_result(c["label"], m) for c in result["cells"] for m in c["metrics"]]
         return cls(passed=bool(result["passed"]), population=str(result["population"]), changes=changes,
                    regressions=[c for c in changes if c.verdict == "regressed"],

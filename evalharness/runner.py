@@ -49,6 +49,7 @@ from evalharness.progress import Progress
 from evalharness.ratelimit import RateLimiter, Throttle
 from evalharness.store import ResultWriter
 from evalharness.tokens import Counted, TokenCounter
+from evalharness.types import Attempt, Record, Usage
 from evalharness.usage import cached_saving, cost_of
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -80,7 +81,7 @@ def backoff_s(attempt: int, retry_after: float | None, rng: random.Random, cap_s
     return rng.uniform(0, min(BACKOFF_CAP_S, cap_s, BACKOFF_BASE_S * 2 ** attempt))
 
 
-def tokens_used(usage: dict[str, Any] | None) -> int | None:
+def tokens_used(usage: Usage | None) -> int | None:
     """Prompt + completion tokens from ``usage`` (whose counts are numbers: see ``Outcome.usage``)."""
     if not usage:
         return None
@@ -253,14 +254,14 @@ class Runner:
                 await task
         return not self._interrupted.is_set()
 
-    async def _execute(self, item: WorkItem) -> dict[str, Any] | None:
+    async def _execute(self, item: WorkItem) -> Record | None:
         """All attempts at one item: its record, or None if the run stopped before the item was done."""
         body = build_body(self.model, item.messages, item.params, stream=self.options.stream)
         prompt_tokens = estimate_prompt_tokens(item.messages)
         out_tokens = item.params.get("max_tokens") or UNBOUNDED_MAX_TOKENS
         worst_tokens = prompt_tokens + out_tokens
         worst_cost = prompt_tokens / 1000 * self.pricing.input_per_1k + out_tokens / 1000 * self.pricing.output_per_1k
-        attempts: list[dict[str, Any]] = []
+        attempts: list[Attempt] = []
         started: str | None = None
         charged = 0.0
         # An attempt's queue_s runs from when it could have gone (the item's start, or the end of the attempt
@@ -308,8 +309,8 @@ class Runner:
             attempts.append({"status": outcome.status, "error_kind": outcome.error_kind, "error": outcome.error,
                              "queue_s": (sent - ready) / 1e9, "e2e_s": outcome.e2e_s})
             if outcome.retry_after_s is not None:
-                attempts[-1].update(retry_after_s=round(outcome.retry_after_s, 3),
-                                    retry_after_header=outcome.retry_after_header)
+                attempts[-1]["retry_after_s"] = round(outcome.retry_after_s, 3)
+                attempts[-1]["retry_after_header"] = outcome.retry_after_header
             if outcome.ok or not is_retryable(outcome) or len(attempts) > self.options.max_retries:
                 break
             ready = time.perf_counter_ns()
@@ -334,7 +335,7 @@ class Runner:
             self.throttle.release()  # the slot came at the same moment as the interrupt
         return None
 
-    async def _wait_to_retry(self, outcome: Outcome, attempts: list[dict[str, Any]]) -> bool:
+    async def _wait_to_retry(self, outcome: Outcome, attempts: list[Attempt]) -> bool:
         """Back off before the next attempt (its wait recorded on the last one); False if Ctrl-C came first.
 
         A wait the server asked for pauses the whole run (the next attempt waits it out in the throttle,
@@ -396,9 +397,9 @@ class Runner:
             self.stop(exc)
             raise
 
-    def _record(self, item: WorkItem, outcome: Outcome, attempts: list[dict[str, Any]], started: str,
+    def _record(self, item: WorkItem, outcome: Outcome, attempts: list[Attempt], started: str,
                 charged: float, cost: float | None, counted: Counted | None = None,
-                usage_check: dict[str, Any] | None = None) -> dict[str, Any]:
+                usage_check: dict[str, Any] | None = None) -> Record:
         error = outcome.error
         if not outcome.ok and not is_retryable(outcome):
             hint = failure_hint(outcome.status, outcome.server_error, self.api_key_env, params=item.params,
@@ -422,7 +423,7 @@ class Runner:
             "attempts": attempts, "response_id": outcome.response_id, "usage_check": usage_check,
         }
 
-    def _account(self, record: dict[str, Any]) -> None:
+    def _account(self, record: Record) -> None:
         st = self.state
         st.done += 1
         if record["ok"]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from evalharness.plan import canonical
 from evalharness.scoring.metrics import CaseSpec
 from evalharness.scoring.paired import Units, cell_units
 from evalharness.store import MANIFEST, open_run_dir, read_json, read_records
+from evalharness.types import Manifest, PlannedCell, Record, RunRef
 
 
 @dataclass
@@ -17,10 +17,10 @@ class RunData:
     """A stored run, as comparisons need it: cells by params, case specs, and records per cell."""
 
     run_dir: Path | None
-    manifest: dict[str, Any]
-    records: list[dict[str, Any]]
+    manifest: Manifest
+    records: list[Record]
     _units: dict[str, dict[str, Units]] = field(default_factory=dict, repr=False)
-    _by_cell: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _by_cell: dict[str, list[Record]] | None = field(default=None, repr=False)
     _cases: dict[str, CaseSpec] | None = field(default=None, repr=False)
 
     @property
@@ -28,11 +28,10 @@ class RunData:
         return str(self.manifest.get("run_id", ""))
 
     @property
-    def cells(self) -> list[dict[str, Any]]:
-        cells: list[dict[str, Any]] = self.manifest["plan"]["cells"]
-        return cells
+    def cells(self) -> list[PlannedCell]:
+        return self.manifest["plan"]["cells"]
 
-    def cell_by_params(self) -> dict[str, dict[str, Any]]:
+    def cell_by_params(self) -> dict[str, PlannedCell]:
         return {canonical(c["params"]): c for c in self.cells}
 
     def units(self, cell_id: str) -> dict[str, Units]:
@@ -47,7 +46,7 @@ class RunData:
             self._units[cell_id] = cell_units(self._by_cell.get(cell_id, []), self._cases)
         return self._units[cell_id]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RunRef:
         return {"run_dir": str(self.run_dir) if self.run_dir else None,
                 "path": str(self.run_dir.resolve()) if self.run_dir else None,
                 "run_id": self.run_id, "name": self.manifest.get("config", {}).get("name")}

@@ -12,11 +12,12 @@ from array import array
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
 from evalharness.errors import UsageError
+from evalharness.types import Record
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -41,7 +42,7 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def iter_records(run_dir: Path, *, compact: bool = False) -> Iterator[dict[str, Any]]:
+def iter_records(run_dir: Path, *, compact: bool = False) -> Iterator[Record]:
     """Every complete record in results.jsonl; a torn last line (a run killed mid-write) is skipped.
 
     ``compact`` records are for scoring and reports, which read them and never write them back: a 100,000-
@@ -62,7 +63,8 @@ def iter_records(run_dir: Path, *, compact: bool = False) -> Iterator[dict[str, 
                     record = json.loads(raw)
                 except ValueError:
                     continue
-            yield compact_record(record, shared) if compact else record
+            # The JSON edge: a line is taken for the record the runner wrote.
+            yield cast(Record, compact_record(record, shared) if compact else record)
 
 
 #: Text fields that repeat across records (repeats of a case often say the same thing).
@@ -93,7 +95,7 @@ def compact_record(record: dict[str, Any], shared: dict[Any, Any]) -> dict[str, 
     return record
 
 
-def set_aside_failures(run_dir: Path) -> list[dict[str, Any]]:
+def set_aside_failures(run_dir: Path) -> list[Record]:
     """For a resume: move failed records to superseded.jsonl, so their items are sent again.
 
     results.jsonl keeps one record per planned item; the failed attempts stay on disk for the audit (and the
@@ -120,7 +122,7 @@ def set_aside_failures(run_dir: Path) -> list[dict[str, Any]]:
     return kept
 
 
-def read_superseded(run_dir: Path) -> list[dict[str, Any]]:
+def read_superseded(run_dir: Path) -> list[Record]:
     """Failed records that a resume set aside (see ``set_aside_failures``)."""
     path = run_dir / SUPERSEDED
     if not path.exists():
@@ -128,7 +130,7 @@ def read_superseded(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def read_records(run_dir: Path, *, compact: bool = False) -> list[dict[str, Any]]:
+def read_records(run_dir: Path, *, compact: bool = False) -> list[Record]:
     """Every complete record of a run, in file order (``compact``: see ``compact_record``).
 
     The cyclic garbage collector is paused meanwhile: records hold no cycles, and each collection would
@@ -159,7 +161,7 @@ class ResultWriter:
         self._pending: list[bytes] = []
         self._scheduled = False
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Record) -> None:
         try:
             line = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:  # a lone surrogate in model output: json's \u escapes keep it exactly

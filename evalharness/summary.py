@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
 
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
@@ -12,19 +11,20 @@ from evalharness.regress import Population, cell_comparisons
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
+from evalharness.types import CellSummary, Manifest, Record, Summary, Totals
 from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_check, usage_source
 
 
-def _totals_source(records: list[dict[str, Any]]) -> str | None:
+def _totals_source(records: list[Record]) -> str | None:
     """``server``, ``counted`` or ``mixed`` for the run's token totals; None when no record has usage."""
     if not any(usage_source(r) for r in records):
         return None
     return str(source_fields(records).get("source", SERVER))
 
 
-def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, complete: bool,
+def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
                   stop_reason: str | None = None, gates_enabled: bool = True,
-                  baselines: Baselines | None = None, population: Population = "suite") -> dict[str, Any]:
+                  baselines: Baselines | None = None, population: Population = "suite") -> Summary:
     """The summary of a run. ``complete`` is False when the run stopped before its plan was done.
 
     ``baselines`` holds the runs that baseline gates and ``run --baseline`` compare with, already loaded;
@@ -33,12 +33,12 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
     stream = bool(manifest["config"]["run"]["stream"])
     currency = manifest["config"]["pricing"]["currency"]
-    by_cell: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_cell: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_cell[record["cell_id"]].append(record)
     # Unset pass_k (and runs made before it existed): the repeats.
     pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
-    cells = []
+    cells: list[CellSummary] = []
     for cell in manifest["plan"]["cells"]:
         rows = by_cell.get(cell["cell_id"], [])
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
@@ -46,7 +46,7 @@ def build_summary(manifest: dict[str, Any], records: list[dict[str, Any]], *, co
                       "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k),
                       "checks": check_tallies(rows, cases)})
     usages = [r.get("usage") or {} for r in records]
-    totals = {
+    totals: Totals = {
         "requests": len(records),
         "planned": manifest["plan"]["requests"],
         "errors": sum(not r["ok"] for r in records),

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from evalharness.backend import Outcome
+from evalharness.types import Usage, UsageCount
 
 #: What detection sends: any tokenizer gives this at least one token.
 PROBE_TEXT = "Hello"
@@ -46,11 +47,11 @@ Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
 class Counted:
     """Token counts for one response, as a ``usage`` object, and how they were obtained."""
 
-    usage: dict[str, Any]
+    usage: Usage
     endpoint: str
     prompt_estimated: bool
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> UsageCount:
         """What a record stores as ``usage_count``."""
         return {"endpoint": self.endpoint, "prompt_estimated": self.prompt_estimated}
 
@@ -249,7 +250,7 @@ class TokenCounter:
             reasoning_n = await dialect.text(reasoning, special=False) if reasoning else 0
         if prompt is None or answer_n is None or reasoning_n is None:
             return None
-        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": answer_n + reasoning_n,
+        usage: Usage = {"prompt_tokens": prompt, "completion_tokens": answer_n + reasoning_n,
                                  "total_tokens": prompt + answer_n + reasoning_n}
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_n}

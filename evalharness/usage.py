@@ -13,22 +13,31 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NotRequired, TypedDict
+
+from evalharness.types import MetricValue, Record, SourceMarks, Usage
 
 if TYPE_CHECKING:  # config imports the metric catalogue, which reads usage through this module
     from evalharness.config import Pricing
 
-SERVER = "server"
-COUNTED = "counted"
+SERVER: Final = "server"
+COUNTED: Final = "counted"
 MIXED = "mixed"
 UsageSource = Literal["server", "counted"]
+
+
+class UsageSample(TypedDict):
+    """What ``usage_check`` reads of a record (a probe's answers have only this much)."""
+
+    usage: Usage | None
+    usage_check: NotRequired[dict[str, Any] | None]
 
 
 def _count(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def cached_tokens(usage: dict[str, Any] | None) -> int | None:
+def cached_tokens(usage: Usage | None) -> int | None:
     """``usage.prompt_tokens_details.cached_tokens`` (prompt tokens served from the server's prompt cache),
     or None where the server does not say. Never more than the prompt itself."""
     details = (usage or {}).get("prompt_tokens_details")
@@ -44,7 +53,7 @@ def cached_rate(pricing: Pricing) -> float:
     return pricing.input_per_1k if pricing.cached_input_per_1k is None else pricing.cached_input_per_1k
 
 
-def cost_of(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
+def cost_of(usage: Usage | None, pricing: Pricing) -> float | None:
     """What a response cost: uncached prompt tokens at the input price, cached ones at the cached price,
     completion tokens at the output price. None without usage."""
     if not usage:
@@ -56,7 +65,7 @@ def cost_of(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
             + completion / 1000 * pricing.output_per_1k)
 
 
-def cached_saving(usage: dict[str, Any] | None, pricing: Pricing) -> float | None:
+def cached_saving(usage: Usage | None, pricing: Pricing) -> float | None:
     """How much less the cached prompt tokens cost than at the input price; None when none were reported."""
     cached = cached_tokens(usage)
     if cached is None:
@@ -64,20 +73,20 @@ def cached_saving(usage: dict[str, Any] | None, pricing: Pricing) -> float | Non
     return cached / 1000 * (pricing.input_per_1k - cached_rate(pricing))
 
 
-def usage_source(record: dict[str, Any]) -> UsageSource | None:
+def usage_source(record: Record) -> UsageSource | None:
     """Where a record's token counts came from (records stored before the field existed: their usage was
     the server's, when they have any)."""
     source = record.get("usage_source", SERVER if record.get("usage") else None)
-    return source if source in (SERVER, COUNTED) else None
+    return SERVER if source == SERVER else COUNTED if source == COUNTED else None
 
 
-def prompt_estimated(record: dict[str, Any]) -> bool:
+def prompt_estimated(record: Record) -> bool:
     """Whether a record's prompt tokens were counted on an approximation of the chat template."""
     count = record.get("usage_count")
     return bool(isinstance(count, dict) and count.get("prompt_estimated"))
 
 
-def source_fields(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def source_fields(records: Iterable[Record]) -> SourceMarks:
     """How a figure summed over ``records`` is marked: ``source`` (server, counted or mixed), for a mixed one
     ``sources`` (records of each kind), and ``prompt_estimated`` where counted prompts were approximations.
 
@@ -87,12 +96,24 @@ def source_fields(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     kinds: Counter[str] = Counter(source for source in map(usage_source, records) if source is not None)
     if not kinds or set(kinds) == {SERVER}:
         return {}
-    out: dict[str, Any] = {"source": COUNTED if set(kinds) == {COUNTED} else MIXED}
+    out: SourceMarks = {"source": COUNTED if set(kinds) == {COUNTED} else MIXED}
     if out["source"] == MIXED:
         out["sources"] = {SERVER: kinds[SERVER], COUNTED: kinds[COUNTED]}
     if any(prompt_estimated(r) for r in records):
         out["prompt_estimated"] = True
     return out
+
+
+
+def with_marks(metric: MetricValue, marks: SourceMarks) -> MetricValue:
+    """``metric`` with ``marks`` (``source_fields``) added after its own fields, in place."""
+    if "source" in marks:
+        metric["source"] = marks["source"]
+    if "sources" in marks:
+        metric["sources"] = marks["sources"]
+    if "prompt_estimated" in marks:
+        metric["prompt_estimated"] = marks["prompt_estimated"]
+    return metric
 
 
 #: Relative difference between reported and counted completion tokens, over the sample, above which the
@@ -105,7 +126,7 @@ def _share(reported: int, counted: int) -> float | None:
     return abs(reported - counted) / counted if counted else None
 
 
-def usage_check(records: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def usage_check(records: Iterable[UsageSample]) -> dict[str, Any] | None:
     """Reported usage against tokens counted with the model server's tokenizer, on the records the run
     sampled for it (``usage_check`` on a record). None when none was sampled: without a tokenizer endpoint
     there is nothing to say.
@@ -114,7 +135,7 @@ def usage_check(records: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     own instead of the model's counts: ``estimated_by_gateway`` is True when completion tokens (and prompt
     tokens, where the count applied the model's chat template) differ by more than ``ESTIMATE_THRESHOLD``.
     """
-    sampled = [(r["usage"], r["usage_check"]) for r in records if r.get("usage_check") and r.get("usage")]
+    sampled = [(usage, check) for r in records if (check := r.get("usage_check")) and (usage := r.get("usage"))]
     if not sampled:
         return None
     out: dict[str, Any] = {"sample": len(sampled), "endpoint": sampled[0][1].get("endpoint")}

@@ -3,10 +3,11 @@ verdict is inconclusive. Used by the console, baseline gate reasons and the repo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def too_small(found: dict[str, Any]) -> str:
+def too_small(found: Mapping[str, Any]) -> str:
     """Why an inconclusive verdict is one: the run's minimum detectable effect, or the missing interval."""
     mde = found.get("mde")
     if mde is None:
@@ -20,7 +21,7 @@ def too_small(found: dict[str, Any]) -> str:
     return text
 
 
-def describe_change(r: dict[str, Any]) -> tuple[str, str, str, str]:
+def describe_change(r: Mapping[str, Any]) -> tuple[str, str, str, str]:
     """(before, after, change, interval) of a comparison as people read them: rates in % and points,
     latency in seconds and as a ratio."""
     ci = r.get("ci") or r.get("ci95")

@@ -23,7 +23,7 @@ from evalharness.proxy import route_for
 from evalharness.store import new_run_id, write_json
 from evalharness.tokens import TokenCounter
 from evalharness.transport import side_transport
-from evalharness.usage import usage_check
+from evalharness.usage import UsageSample, usage_check
 
 _HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
 <!doctype html>
@@ -76,7 +76,7 @@ def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
 async def check_usage(prober: Prober, counter: TokenCounter) -> dict[str, Any] | None:
     """The usage check (``usage.usage_check``) on the probe's first answers that carried usage; None without
     a tokenizer endpoint to count with."""
-    records = []
+    records: list[UsageSample] = []
     for body, outcome in prober.answered:
         counted = await counter.count(body, outcome)
         if counted is None:

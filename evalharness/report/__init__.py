@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from evalharness.report.html import write_html
 from evalharness.report.junit import write_junit
 from evalharness.report.markdown import write_markdown
 from evalharness.report.outcomes import build_outcomes
 from evalharness.report.results_csv import write_csv
+from evalharness.types import Manifest, Record, Summary
 
 
-def write_reports(run_dir: Path, manifest: dict[str, Any], summary: dict[str, Any],
-                  records: list[dict[str, Any]]) -> list[Path]:
+def write_reports(run_dir: Path, manifest: Manifest, summary: Summary,
+                  records: list[Record]) -> list[Path]:
     """Write every report file of a run; returns their paths."""
     # Expectation checks per record are shared by the HTML drill-down, junit.xml and results.csv.
     outcomes = build_outcomes(manifest, summary, records)

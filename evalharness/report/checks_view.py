@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from evalharness.report.drilldown import clip
+from evalharness.types import Summary
 
 
-def checks_view(summary: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+def checks_view(summary: Summary, keys: dict[str, str]) -> dict[str, Any]:
     """Plain rows for the template; empty when the run's cases have no checks of their own."""
     checks = []
     for own in summary.get("checks") or []:
@@ -21,7 +22,7 @@ def checks_view(summary: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]
                 "key": keys[cell["cell_id"]], "label": cell["label"], "runs": tally["runs"],
                 "passed": tally["passed"], "failed": tally["failed"], "errors": tally["errors"],
                 "score": "" if tally["score_mean"] is None else f"{tally['score_mean']:.2f}",
-                "error_samples": [{"case": e["case"], "repeat": e["repeat"], "error": clip(e["error"], 600),
+                "error_samples": [{"case": e["case"], "repeat": e["repeat"], "error": clip(e["error"] or "", 600),
                                    "traceback": clip(e.get("traceback") or "", 4000)}
                                   for e in tally["error_samples"]]})
         checks.append({"check": own["check"], "kind": "file" if own["kind"] == "python" else "named",

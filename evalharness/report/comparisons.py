@@ -9,10 +9,12 @@ the template's ``comparisons`` block only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from evalharness.plan import canonical
 from evalharness.report.heatmap import value_label
+from evalharness.types import CellSummary, MetricComparison, Summary
 
 _CELL_A = ("reference", "a", "cell_a", "base", "baseline", "base_cell_id")
 _CELL_B = ("cell", "b", "cell_b", "new", "candidate", "cell_id")
@@ -23,7 +25,7 @@ _FINDING_CLASS = {"better": "better", "improved": "better", "worse": "worse", "r
                   "same": "same", "unchanged": "same", "inconclusive": "unclear"}
 
 
-def _first(item: dict[str, Any], names: tuple[str, ...]) -> Any:
+def _first(item: Mapping[str, Any], names: tuple[str, ...]) -> Any:
     return next((item[n] for n in names if item.get(n) is not None), None)
 
 
@@ -33,7 +35,7 @@ def _cell_id(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def _what_changes(a: dict[str, Any] | None, b: dict[str, Any] | None, differs: list[str]) -> str:
+def _what_changes(a: CellSummary | None, b: CellSummary | None, differs: list[str]) -> str:
     """``temperature 0 → 1.0`` for each axis the two cells differ in."""
     if a is None or b is None:
         return ", ".join(differs)
@@ -43,7 +45,7 @@ def _what_changes(a: dict[str, Any] | None, b: dict[str, Any] | None, differs: l
                      for axis in axes)
 
 
-def _is_ratio(result: dict[str, Any]) -> bool:
+def _is_ratio(result: MetricComparison) -> bool:
     return result.get("kind") == "ratio" or "ratio" in result
 
 
@@ -53,7 +55,7 @@ def _change_text(value: Any, ratio: bool) -> str:
     return f"×{value:.3g}" if ratio else f"{100 * value:+.1f} pp"
 
 
-def _result_view(metric: str, result: dict[str, Any]) -> dict[str, str]:
+def _result_view(metric: str, result: MetricComparison) -> dict[str, str]:
     """One metric of one comparison: the change, its 95% interval, the finding, and a tooltip."""
     ratio = _is_ratio(result)
     change = _first(result, _CHANGE)
@@ -84,7 +86,7 @@ def _cases_text(cases: Any) -> str:
                      if isinstance(c, dict) and {"case", "metric", "counts", "finding"} <= set(c))
 
 
-def comparisons_view(summary: dict[str, Any], keys: dict[str, str]) -> dict[str, Any] | None:
+def comparisons_view(summary: Summary, keys: dict[str, str]) -> dict[str, Any] | None:
     """Rows (pairs of cells) × columns (metrics) of changes, or None when the summary has no comparisons."""
     raw = summary.get("comparisons")
     if raw is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalharness.types import FailingCase, GateVerdict, MetricValue, Totals
+
 
 def fmt(value: Any, kind: str) -> str:
     """``value`` for people: rates as percentages, seconds as ms or s, counts compact; None as a dash."""
@@ -46,7 +48,7 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def gate_bound(gate: dict[str, Any], *, ascii_only: bool = False) -> str:
+def gate_bound(gate: GateVerdict, *, ascii_only: bool = False) -> str:
     """What a gate wants: ``≥ 0.9``, ``≤ 5``, ``each case ≥ 0.9`` (``per_case``), or for a baseline gate
     ``drop ≤ 0.05 vs previous``."""
     ge, le = (">=", "<=") if ascii_only else ("≥", "≤")
@@ -64,13 +66,13 @@ def gate_bound(gate: dict[str, Any], *, ascii_only: bool = False) -> str:
     return " ".join(parts)
 
 
-def gate_subject(gate: dict[str, Any]) -> str:
+def gate_subject(gate: GateVerdict) -> str:
     """Where a gate verdict applies: its setting, and for a verdict on one case, that case (``suite/id``)."""
     where = str(gate.get("label") or gate.get("cell_id") or "run")
     return f"{where} · case {gate['case']}" if gate.get("case") else where
 
 
-def gate_value(gate: dict[str, Any], digits: int = 4) -> str:
+def gate_value(gate: GateVerdict, digits: int = 4) -> str:
     """A verdict's value as people read it: a case's before → after counts, else the number."""
     case = gate.get("case_verdict")
     if case:
@@ -80,7 +82,7 @@ def gate_value(gate: dict[str, Any], digits: int = 4) -> str:
     return f"{gate['value']:.{digits}g}" + gate_sample(gate)
 
 
-def gate_sample(gate: dict[str, Any]) -> str:
+def gate_sample(gate: GateVerdict) -> str:
     """`` (n=12)``, or `` (n=1 of 48 planned)`` where requests of the cell failed or were not sent."""
     n, planned = gate.get("n"), gate.get("planned")
     if n is None:
@@ -88,13 +90,13 @@ def gate_sample(gate: dict[str, Any]) -> str:
     return f" (n={n} of {planned} planned)" if gate.get("note") and planned else f" (n={n})"
 
 
-def source_mark(metric: dict[str, Any]) -> str:
+def source_mark(metric: MetricValue) -> str:
     """What a token or cost figure built from counted usage carries in a table: `` (counted)``, or
     `` (partly counted)`` when its records mix server and counted usage; "" for the server's own figures."""
     return {"counted": " (counted)", "mixed": " (partly counted)"}.get(str(metric.get("source")), "")
 
 
-def source_title(metric: dict[str, Any]) -> str:
+def source_title(metric: MetricValue) -> str:
     """The tooltip that explains ``source_mark``."""
     source = metric.get("source")
     if source not in ("counted", "mixed"):
@@ -110,24 +112,24 @@ def source_title(metric: dict[str, Any]) -> str:
     return text
 
 
-def usage_note(totals: dict[str, Any]) -> str:
+def usage_note(totals: Totals) -> str:
     """How a run's token and cost totals were obtained, where they are not simply the server's usage."""
     source = totals.get("usage_source")
     if source not in ("counted", "mixed"):
         return ""
     sources = totals.get("usage_sources") or {}
     return source_title({"source": source, "sources": sources,
-                         "prompt_estimated": totals.get("prompt_tokens_estimated")})
+                         "prompt_estimated": bool(totals.get("prompt_tokens_estimated"))})
 
 
-def provenance_note(totals: dict[str, Any]) -> str:
+def provenance_note(totals: Totals) -> str:
     """"usage looks estimated by a gateway: …" where a sample of reported usage disagreed with the model
     server's tokenizer; "" otherwise (also when there was no tokenizer to check with)."""
     check = totals.get("usage_check") or {}
     return str(check.get("note") or "") if check.get("estimated_by_gateway") else ""
 
 
-def cached_note(totals: dict[str, Any]) -> str:
+def cached_note(totals: Totals) -> str:
     """Cached prompt tokens and what they saved, where the server reported any."""
     if not totals.get("cached_tokens"):
         return ""
@@ -136,6 +138,6 @@ def cached_note(totals: dict[str, Any]) -> str:
     return f"{totals['cached_tokens']:,} cached prompt tokens, saving {saving:.6f}{currency}"
 
 
-def case_count(case: dict[str, Any]) -> str:
+def case_count(case: FailingCase) -> str:
     """A failing case of a ``per_case`` gate: ``mini/capital 7/10 (70.0%)``."""
     return f"{case['case']} {case['successes']}/{case['n']} ({fmt(case['value'], 'rate')})"

@@ -13,6 +13,7 @@ from evalharness.plan import canonical, cell_label
 from evalharness.report.fmt import fmt, fmt_interval
 from evalharness.report.ranking import Criterion
 from evalharness.scoring import catalogue
+from evalharness.types import CellSummary
 
 
 def heatmap_metrics() -> list[Criterion]:
@@ -31,7 +32,7 @@ def value_label(axis: str, value: Any) -> str:
     return cell_label({axis: value}).partition("=")[2]
 
 
-def grid_axes(cells: list[dict[str, Any]]) -> dict[str, list[Any]]:
+def grid_axes(cells: list[CellSummary]) -> dict[str, list[Any]]:
     """Axes that vary across the cells, each with its values in first-seen order."""
     values: dict[str, dict[str, Any]] = defaultdict(dict)
     for cell in cells:
@@ -40,7 +41,7 @@ def grid_axes(cells: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {axis: list(vals.values()) for axis, vals in values.items() if len(vals) >= 2}
 
 
-def axis_effect(cells: list[dict[str, Any]], axis: str, metric: Criterion) -> float:
+def axis_effect(cells: list[CellSummary], axis: str, metric: Criterion) -> float:
     """Spread of the metric's mean across the axis's values (0 when it does not move)."""
     groups: dict[str, list[float]] = defaultdict(list)
     for cell in cells:
@@ -51,7 +52,7 @@ def axis_effect(cells: list[dict[str, Any]], axis: str, metric: Criterion) -> fl
     return max(means) - min(means) if len(means) >= 2 else 0.0
 
 
-def choose_axes(cells: list[dict[str, Any]], metric: Criterion) -> tuple[str, str | None, list[str]]:
+def choose_axes(cells: list[CellSummary], metric: Criterion) -> tuple[str, str | None, list[str]]:
     """(row axis, column axis or None, the remaining axes that split the map into panels)."""
     axes = grid_axes(cells)
     order = list(axes)
@@ -74,7 +75,7 @@ def _goodness(metric: Criterion, value: float, lo: float, hi: float) -> float:
     return g if metric.higher_is_better else 1 - g
 
 
-def build_heatmaps(cells: list[dict[str, Any]], keys: dict[str, str], default: Criterion
+def build_heatmaps(cells: list[CellSummary], keys: dict[str, str], default: Criterion
                    ) -> list[dict[str, Any]]:
     """One entry per metric some cell has: its panels of rows × columns of squares (empty without axes)."""
     axes = grid_axes(cells)

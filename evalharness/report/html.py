@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -17,6 +16,7 @@ from markupsafe import Markup
 from evalharness import __version__
 from evalharness.report.outcomes import Outcomes, build_outcomes
 from evalharness.report.view import build_view
+from evalharness.types import Manifest, Record, Summary
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("evalharness.report", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -28,7 +28,7 @@ CSP = (f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'unsa
        "base-uri 'none'; form-action 'none'")
 
 
-def render_html(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]],
+def render_html(manifest: Manifest, summary: Summary, records: list[Record],
                 outcomes: Outcomes | None = None) -> str:
     """The page as a string (``outcomes`` is shared with the other writers when they already built it)."""
     outcomes = outcomes or build_outcomes(manifest, summary, records)
@@ -37,7 +37,7 @@ def render_html(manifest: dict[str, Any], summary: dict[str, Any], records: list
                                                       script=Markup(_SCRIPT))
 
 
-def write_html(run_dir: Path, manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]],
+def write_html(run_dir: Path, manifest: Manifest, summary: Summary, records: list[Record],
                outcomes: Outcomes | None = None) -> Path:
     path = run_dir / "report.html"
     # errors="replace": a lone surrogate in a model answer must not stop the report being written.

@@ -13,10 +13,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from evalharness.report.fmt import case_count, gate_bound, gate_subject, gate_value
 from evalharness.report.outcomes import Outcomes, Pair
+from evalharness.types import GateVerdict, Summary
 
 # Characters XML 1.0 cannot carry even escaped (control characters, lone surrogates): model output may hold them.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -35,11 +35,11 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> 
     return el
 
 
-def _gate_name(gate: dict[str, Any]) -> str:
+def _gate_name(gate: GateVerdict) -> str:
     return f"{gate['metric']} {gate_bound(gate, ascii_only=True)} [{gate_subject(gate)}]"
 
 
-def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
+def _gates_suite(root: ET.Element, gates: list[GateVerdict]) -> None:
     # A failed per_case gate is one test case per failing case.
     failures = sum(len(g["failing_cases"]) if g.get("failing_cases") else int(not g["passed"]) for g in gates)
     tests = sum(len(g["failing_cases"]) if g.get("failing_cases") else 1 for g in gates)
@@ -56,7 +56,7 @@ def _gates_suite(root: ET.Element, gates: list[dict[str, Any]]) -> None:
             _el(case, "failure", message, message=message, type="gate")
 
 
-def _failing_cases(suite: ET.Element, gate: dict[str, Any]) -> None:
+def _failing_cases(suite: ET.Element, gate: GateVerdict) -> None:
     """A failed ``per_case`` gate: a failing test case per case outside the bound, named by suite/id."""
     for found in gate["failing_cases"]:
         case = _el(suite, "testcase", classname="evalharness.gates", name=f"{_gate_name(gate)} {found['case']}",
@@ -89,7 +89,7 @@ def _pair_case(suite: ET.Element, classname: str, label: str, pair: Pair, has_ex
     return 0, 0, 0
 
 
-def render_junit(summary: dict[str, Any], outcomes: Outcomes) -> bytes:
+def render_junit(summary: Summary, outcomes: Outcomes) -> bytes:
     """The JUnit XML document (UTF-8 bytes with an XML declaration)."""
     root = ET.Element("testsuites", {"name": xml_text(f"evalharness: {summary['name']}")})
     _gates_suite(root, summary["gates"])
@@ -121,7 +121,7 @@ def render_junit(summary: dict[str, Any], outcomes: Outcomes) -> bytes:
     return document
 
 
-def write_junit(run_dir: Path, summary: dict[str, Any], outcomes: Outcomes) -> Path:
+def write_junit(run_dir: Path, summary: Summary, outcomes: Outcomes) -> Path:
     path = run_dir / "junit.xml"
     path.write_bytes(render_junit(summary, outcomes))
     return path

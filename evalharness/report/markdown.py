@@ -23,6 +23,7 @@ from evalharness.report.fmt import (
 from evalharness.report.ranking import best_setting, no_best_reason, rank_cells
 from evalharness.report.view import cell_value, pass_k_note
 from evalharness.scoring.catalogue import cell_columns
+from evalharness.types import FailingCase, GateVerdict, Summary
 
 MAX_BYTES = 900_000
 _MD_SPECIAL = "\\`*[]|#~"
@@ -39,7 +40,7 @@ def md(text: Any) -> str:
     return " ".join(s.split())
 
 
-def _best_lines(summary: dict[str, Any]) -> list[str]:
+def _best_lines(summary: Summary) -> list[str]:
     best = best_setting(summary["cells"])
     if best is None:
         return ["", no_best_reason(summary["cells"])]
@@ -60,19 +61,19 @@ def _best_lines(summary: dict[str, Any]) -> list[str]:
     return ["", line]
 
 
-def _gate_row(g: dict[str, Any]) -> str:
+def _gate_row(g: GateVerdict) -> str:
     bound = md(gate_bound(g))
     verdict = "pass" if g["passed"] else f"❌ **FAIL** {md(g.get('reason', ''))}".strip()
     return f"| {md(g['metric'])} | {md(gate_subject(g))} | {md(gate_value(g))} | {bound} | {verdict} |"
 
 
-def _case_row(g: dict[str, Any], case: dict[str, Any]) -> str:
+def _case_row(g: GateVerdict, case: FailingCase) -> str:
     gate = f"{g['metric']} {gate_bound(g)}"
     return (f"| {md(gate)} | {md(g.get('label') or g.get('cell_id') or 'run')} | {md(case['case'])} "
             f"| {case['successes']}/{case['n']} | {fmt(case['value'], 'rate')} |")
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
+def render_markdown(summary: Summary) -> str:
     t = summary["totals"]
     status = "✅ passed" if summary["passed"] else "❌ failed"
     tokens = (f"{t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {md(t['currency'])}"
@@ -128,7 +129,7 @@ def _rows(lines: list[str], rows: list[str], budget: int, what: str) -> int:
     return budget
 
 
-def write_markdown(run_dir: Path, summary: dict[str, Any]) -> Path:
+def write_markdown(run_dir: Path, summary: Summary) -> Path:
     path = run_dir / "summary.md"
     path.write_text(render_markdown(summary), encoding="utf-8", errors="replace")
     return path

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from evalharness.scoring.metrics import CaseSpec, sample_failures
 from evalharness.scoring.usercheck import CheckOutcome
+from evalharness.types import Manifest, Record, Summary
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Pair:
 
     case: str
     cell_id: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     # Failed expect checks per record, parallel to ``records`` (a failed request fails with its error).
     failures: list[list[str]] = field(default_factory=list)
     # Checks of the case's own that errored on each record (raised, or returned no verdict), parallel too.
@@ -63,18 +63,18 @@ class Outcomes:
         return bool(spec and spec.expect is not None)
 
 
-def record_case(record: dict[str, Any]) -> str:
+def record_case(record: Record) -> str:
     return f"{record['suite']}/{record['case_id']}"
 
 
-def build_outcomes(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]]
+def build_outcomes(manifest: Manifest, summary: Summary, records: list[Record]
                    ) -> Outcomes:
     """Group the records by case and cell and check each against its case's expectations."""
     specs = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
     pairs: dict[tuple[str, str], Pair] = {}
     by_item: dict[str, list[str]] = {}
     memo: dict[tuple[str, str | None], list[str]] = {}
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    grouped: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in records:
         grouped[(record_case(record), record["cell_id"])].append(record)
     for (case, cell_id), recs in grouped.items():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from evalharness.gates import metric_value
 from evalharness.scoring import catalogue
+from evalharness.types import CellSummary
 
 
 @dataclass(frozen=True)
@@ -23,22 +25,22 @@ class Criterion:
     def path(self) -> str:
         return self.metric if self.field == "value" else f"{self.metric}.{self.field}"
 
-    def value(self, cell: dict[str, Any]) -> float | None:
+    def value(self, cell: CellSummary) -> float | None:
         return metric_value(cell["metrics"], self.path)
 
-    def interval(self, cell: dict[str, Any]) -> tuple[float, float] | None:
+    def interval(self, cell: CellSummary) -> tuple[float, float] | None:
         """The metric's 95% interval (rates: Wilson; p50 latency: bootstrap), if the summary has one."""
-        metric = cell["metrics"].get(self.metric) or {}
+        metric: Mapping[str, Any] = cell["metrics"].get(self.metric) or {}
         ci = metric.get("ci95") if self.field == "value" else metric.get(f"{self.field}_ci95")
         if not ci or ci[0] is None or ci[1] is None:
             return None
         return float(ci[0]), float(ci[1])
 
-    def n(self, cell: dict[str, Any]) -> int | None:
+    def n(self, cell: CellSummary) -> int | None:
         n = (cell["metrics"].get(self.metric) or {}).get("n")
         return int(n) if isinstance(n, int) else None
 
-    def score(self, cell: dict[str, Any]) -> float:
+    def score(self, cell: CellSummary) -> float:
         """Larger is better; a missing value ranks last."""
         value = self.value(cell)
         if value is None:
@@ -56,18 +58,18 @@ def ranking() -> list[Criterion]:
     return [Criterion.of(c) for c in catalogue.ranking_columns()]
 
 
-def measured(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def measured(cells: list[CellSummary]) -> list[CellSummary]:
     """Cells with at least one completed request (a cell whose every request failed recommends nothing)."""
     return [c for c in cells if c["n"] > ((c["metrics"].get("errors") or {}).get("value") or 0)]
 
 
-def errors_dominate(cell: dict[str, Any]) -> bool:
+def errors_dominate(cell: CellSummary) -> bool:
     """More than half of the cell's requests failed: its figures describe the failures, not the setting."""
     errors = (cell["metrics"].get("errors") or {}).get("value") or 0
     return bool(cell["n"]) and errors * 2 > cell["n"]
 
 
-def primary_criterion(cells: list[dict[str, Any]]) -> Criterion:
+def primary_criterion(cells: list[CellSummary]) -> Criterion:
     """The headline metric: the first of the ranking that some cell has a value for."""
     criteria = ranking()
     for criterion in criteria:
@@ -76,14 +78,14 @@ def primary_criterion(cells: list[dict[str, Any]]) -> Criterion:
     return criteria[0]
 
 
-def rank_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rank_cells(cells: list[CellSummary]) -> list[CellSummary]:
     """Measured cells, best first: by the headline metric, then the other criteria in the ranking's order."""
     primary = primary_criterion(cells)
     order = [primary, *(c for c in ranking() if c != primary)]
     return sorted(measured(cells), key=lambda cell: tuple(-c.score(cell) for c in order))
 
 
-def best_cell(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
+def best_cell(cells: list[CellSummary]) -> CellSummary | None:
     """The cell a user would pick on the point estimates (see ``best_setting`` for how sure that is)."""
     ranked = rank_cells(cells)
     return ranked[0] if ranked else None
@@ -93,11 +95,11 @@ def best_cell(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
 class BestSetting:
     """The leader on the headline metric and the settings it cannot be told apart from."""
 
-    leader: dict[str, Any]
+    leader: CellSummary
     criterion: Criterion
     # Other cells whose interval overlaps the leader's: the data do not say the leader is better than these.
-    contenders: list[dict[str, Any]]
-    runner_up: dict[str, Any] | None
+    contenders: list[CellSummary]
+    runner_up: CellSummary | None
 
     @property
     def clearly_best(self) -> bool:
@@ -110,7 +112,7 @@ def _overlaps(criterion: Criterion, lead: tuple[float, float] | None, other: tup
     return other[1] >= lead[0] if criterion.higher_is_better else other[0] <= lead[1]
 
 
-def best_setting(cells: list[dict[str, Any]]) -> BestSetting | None:
+def best_setting(cells: list[CellSummary]) -> BestSetting | None:
     """The leader, with every other cell whose 95% interval on the headline metric overlaps the leader's.
 
     Overlapping intervals are a conservative test (two estimates can differ significantly while their
@@ -138,7 +140,7 @@ def best_setting(cells: list[dict[str, Any]]) -> BestSetting | None:
                        runner_up=others[0] if others else None)
 
 
-def no_best_reason(cells: list[dict[str, Any]]) -> str:
+def no_best_reason(cells: list[CellSummary]) -> str:
     """Why ``best_setting`` names none, in the words a report shows instead."""
     if len(cells) == 1:
         return "Only one setting was measured, so there is nothing to compare it with."

@@ -19,6 +19,7 @@ from typing import Any
 
 from evalharness.records import attempt_count
 from evalharness.report.outcomes import Outcomes
+from evalharness.types import Record, Summary, Usage
 from evalharness.usage import cached_tokens, usage_source
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -47,7 +48,7 @@ def columns(axes: list[str]) -> list[str]:
             "response_id", "params", "content", "reasoning", "tool_calls"]
 
 
-def write_csv(run_dir: Path, summary: dict[str, Any], records: list[dict[str, Any]], outcomes: Outcomes) -> Path:
+def write_csv(run_dir: Path, summary: Summary, records: list[Record], outcomes: Outcomes) -> Path:
     """Write results.csv; ``passed``/``failures`` are the case's expect checks on that record (empty when the
     case has none; a failed request fails). None is written as an empty field."""
     axes = list(dict.fromkeys(a for c in summary["cells"] for a in c["params"]))
@@ -82,7 +83,7 @@ def csv_field(value: Any) -> str:
     return str(value)
 
 
-def _lines(summary: dict[str, Any], records: list[dict[str, Any]], outcomes: Outcomes, axes: list[str]
+def _lines(summary: Summary, records: list[Record], outcomes: Outcomes, axes: list[str]
            ) -> Iterator[str]:
     """The data lines of results.csv, each ending in CRLF like the csv module's."""
     # The columns every record of a cell shares, encoded once per cell.
@@ -105,6 +106,7 @@ def _lines(summary: dict[str, Any], records: list[dict[str, Any]], outcomes: Out
     failures_of = outcomes.by_item
     no_failures: list[str] = []
     empty: dict[str, Any] = {}
+    no_usage: Usage = {}
     field = csv_field
     for r in records:
         ok = r["ok"]
@@ -119,7 +121,7 @@ def _lines(summary: dict[str, Any], records: list[dict[str, Any]], outcomes: Out
         if params is not params_json[0] and params != params_json[0]:
             params_json[0], params_json[1] = params, field(_json(params))
         timings = r.get("timings") or empty
-        usage = r.get("usage") or empty
+        usage = r.get("usage") or no_usage
         failures = failures_of.get(r["item_id"], no_failures)
         chunks = timings.get("chunk_times")
         tool_calls = r.get("tool_calls")

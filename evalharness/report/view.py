@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
@@ -38,6 +39,7 @@ from evalharness.report.ranking import (
     ranking,
 )
 from evalharness.scoring import catalogue
+from evalharness.types import CellSummary, GateVerdict, Manifest, MetricValue, Record, Summary
 
 __all__ = ["best_cell", "build_view", "cell_value", "fmt"]
 
@@ -51,14 +53,15 @@ MAX_OPEN_GATES = 6
 MAX_HEADER_GATES = 5
 
 
-def cell_value(metric: dict[str, Any] | None, field: str, kind: str) -> dict[str, str]:
+def cell_value(metric: MetricValue | None, field: str, kind: str) -> dict[str, str]:
     """A metric field as text, its interval, a tooltip (interval, n, or why it is missing) and a sort key."""
     if not metric:
         return {"text": "–", "interval": "", "title": "", "sort": ""}
     value = metric.get(field)
     if value is None:
         return {"text": "–", "interval": "", "title": str(metric.get("reason", "")), "sort": ""}
-    ci = metric.get("ci95") if field == "value" else metric.get(f"{field}_ci95")
+    fields: Mapping[str, Any] = metric
+    ci = fields.get("ci95") if field == "value" else fields.get(f"{field}_ci95")
     interval = fmt_interval(ci, kind)
     title = f"95% interval {interval}" if interval else ""
     if "n" in metric:
@@ -69,7 +72,7 @@ def cell_value(metric: dict[str, Any] | None, field: str, kind: str) -> dict[str
             "sort": f"{value:.6g}"}
 
 
-def pass_k_note(cells: list[dict[str, Any]]) -> str:
+def pass_k_note(cells: list[CellSummary]) -> str:
     """What pass@k and pass^k mean in this run, with its k; "" when no cell measured them."""
     ks = sorted({m["k"] for c in cells if (m := c["metrics"].get("pass_at_k")) and m.get("value") is not None})
     if not ks:
@@ -79,7 +82,7 @@ def pass_k_note(cells: list[dict[str, Any]]) -> str:
             f"(k = {k}; unbiased estimates from each case's repeats, averaged over cases).")
 
 
-def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[dict[str, Any]],
+def build_view(manifest: Manifest, summary: Summary, records: list[Record],
                outcomes: Outcomes) -> dict[str, Any]:
     """Everything report.html shows, as strings, lists and pre-built SVG."""
     cells = summary["cells"]
@@ -110,7 +113,7 @@ def build_view(manifest: dict[str, Any], summary: dict[str, Any], records: list[
     }
 
 
-def run_time(records: list[dict[str, Any]]) -> float | None:
+def run_time(records: list[Record]) -> float | None:
     """Seconds from the first request's start to the last response's end (a resumed run includes its pause)."""
     stamps = [(r["started_at"], (r.get("timings") or {}).get("e2e_s") or 0.0) for r in records if r.get("started_at")]
     if not stamps:
@@ -126,7 +129,7 @@ def run_time(records: list[dict[str, Any]]) -> float | None:
     return (end - datetime.fromisoformat(first)).total_seconds()
 
 
-def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+def _verdict(summary: Summary, records: list[Record]) -> dict[str, Any]:
     totals = summary["totals"]
     gates = summary["gates"]
     failed = [g for g in gates if not g["passed"]]
@@ -154,7 +157,7 @@ def _verdict(summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
             "errors_by_kind": sorted(totals.get("errors_by_kind", {}).items(), key=lambda kv: -kv[1])}
 
 
-def _gates(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _gates(gates: list[GateVerdict]) -> list[dict[str, Any]]:
     rows = []
     for g in gates:
         failing = [case_count(c) for c in g.get("failing_cases") or []]
@@ -166,14 +169,14 @@ def _gates(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["passed"])  # failures first
 
 
-def _gate_sections(gates: list[dict[str, Any]]) -> dict[str, Any]:
+def _gate_sections(gates: list[GateVerdict]) -> dict[str, Any]:
     rows = _gates(gates)
     passed = [g for g in rows if g["passed"]]
     return {"any": bool(rows), "failed": [g for g in rows if not g["passed"]], "passed": passed,
             "fold": len(passed) > MAX_OPEN_GATES}
 
 
-def _ci_text(criterion: Criterion, cell: dict[str, Any]) -> str:
+def _ci_text(criterion: Criterion, cell: CellSummary) -> str:
     return fmt_interval(criterion.interval(cell), criterion.kind)
 
 
@@ -206,8 +209,8 @@ def _best(best: BestSetting, keys: dict[str, str]) -> dict[str, Any]:
             "contenders": [f"{keys[c['cell_id']]} {c['label']}" for c in best.contenders]}
 
 
-def _leaderboard(cells: list[dict[str, Any]], best: BestSetting | None, keys: dict[str, str],
-                 index: dict[str, int], gates: list[dict[str, Any]]) -> dict[str, Any]:
+def _leaderboard(cells: list[CellSummary], best: BestSetting | None, keys: dict[str, str],
+                 index: dict[str, int], gates: list[GateVerdict]) -> dict[str, Any]:
     """The top settings on the headline metric, each with its interval drawn on one shared scale."""
     ranked = rank_cells(cells)
     if not ranked or best is None:
@@ -219,8 +222,8 @@ def _leaderboard(cells: list[dict[str, Any]], best: BestSetting | None, keys: di
     contenders = {c["cell_id"] for c in best.contenders}
     failed_gates: dict[str, int] = defaultdict(int)
     for g in gates:
-        if not g["passed"] and g.get("cell_id"):
-            failed_gates[g["cell_id"]] += 1
+        if not g["passed"] and (cell_id := g.get("cell_id")):
+            failed_gates[cell_id] += 1
     band = crit.interval(best.leader)
     rows = []
     for rank, cell in enumerate(ranked[:MAX_LEADERBOARD], start=1):
@@ -240,7 +243,7 @@ def _leaderboard(cells: list[dict[str, Any]], best: BestSetting | None, keys: di
     return {"rows": rows, "metric": crit.heading, "others": [o.heading for o in others], "note": note}
 
 
-def _table(cells: list[dict[str, Any]], keys: dict[str, str]) -> dict[str, Any]:
+def _table(cells: list[CellSummary], keys: dict[str, str]) -> dict[str, Any]:
     """report.html's table of every metric the catalogue places in it (a column no cell measured is left out
     and listed with why)."""
     every = catalogue.table_columns()
@@ -268,7 +271,7 @@ def _table(cells: list[dict[str, Any]], keys: dict[str, str]) -> dict[str, Any]:
             else ""}
 
 
-def _latency(cells: list[dict[str, Any]], records: list[dict[str, Any]], keys: dict[str, str],
+def _latency(cells: list[CellSummary], records: list[Record], keys: dict[str, str],
              index: dict[str, int], best: BestSetting | None) -> dict[str, Any]:
     """CDFs of TTFT and e2e latency for the best-ranked cells (every percentile is exact in the table)."""
     shown = [c["cell_id"] for c in rank_cells(cells)[:MAX_CDF_SERIES]]
@@ -278,7 +281,7 @@ def _latency(cells: list[dict[str, Any]], records: list[dict[str, Any]], keys: d
         if r["ok"] and r["cell_id"] in wanted:
             timings = r["timings"]
             for name, by_cell in samples.items():
-                value = timings.get(name)
+                value = cast(Mapping[str, float | None], timings).get(name)
                 if value is not None:
                     by_cell[r["cell_id"]].append(value)
     lead = best.leader["cell_id"] if best else None
@@ -299,7 +302,7 @@ def _latency(cells: list[dict[str, Any]], records: list[dict[str, Any]], keys: d
     return {"charts": charts, "legend": legend, "note": note, "boxes": boxes}
 
 
-def cost_axis(cells: list[dict[str, Any]]) -> tuple[Criterion, str]:
+def cost_axis(cells: list[CellSummary]) -> tuple[Criterion, str]:
     """The cost to plot and, when it is a stand-in for money, why."""
     options = [Criterion("cost_per_1k_requests", "value", "cost per 1k requests", "money", False),
                Criterion("completion_tokens", "mean", "mean completion tokens per request", "num", False),
@@ -318,7 +321,7 @@ def cost_axis(cells: list[dict[str, Any]]) -> tuple[Criterion, str]:
     return options[-1], "No cost, token or latency figures were measured."
 
 
-def _cost_quality(cells: list[dict[str, Any]], keys: dict[str, str], index: dict[str, int]
+def _cost_quality(cells: list[CellSummary], keys: dict[str, str], index: dict[str, int]
                   ) -> dict[str, Any] | None:
     quality = next((c for c in ranking() if c.kind == "rate" and c.higher_is_better
                     and any(c.value(x) is not None for x in cells)), None)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from evalharness.scoring import catalogue
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
 from evalharness.scoring.paired import COMPARABLE, Units, by_case
+from evalharness.types import CaseVerdict
 
 #: The comparable rates scored once per sample: a case has a count of passes over its repeats.
 CASE_TESTED = catalogue.Names(catalogue.case_tested)
@@ -77,12 +77,12 @@ def tarone_family(min_ps: Sequence[float], alpha: float) -> list[int]:
     return []
 
 
-def judge_cases(tests: Sequence[CaseTest], alpha: float) -> list[dict[str, Any]]:
+def judge_cases(tests: Sequence[CaseTest], alpha: float) -> list[CaseVerdict]:
     """The cases that changed (``regressed`` or ``improved``), worst first, each with its counts, p-value and
     Holm-adjusted p-value; the family is every test that could reject (see the module docstring)."""
     family = tarone_family([t.min_p for t in tests], alpha)
     adjusted = holm([tests[i].p for i in family])
-    found = []
+    found: list[CaseVerdict] = []
     for i, p_adj in zip(family, adjusted, strict=True):
         t = tests[i]
         if p_adj > alpha:
@@ -98,7 +98,7 @@ def judge_cases(tests: Sequence[CaseTest], alpha: float) -> list[dict[str, Any]]
     return sorted(found, key=lambda c: (c["verdict"] != "regressed", c["p_adjusted"], c["cell"], c["case"]))
 
 
-def beyond(case: dict[str, Any], tolerance: float) -> bool:
+def beyond(case: CaseVerdict, tolerance: float) -> bool:
     """Whether a case's observed change of share is larger than a gate's tolerance (in rate points): a case
     that changed significantly but by less than the gate allows does not fail it."""
     before = case["before"]["count"] / case["before"]["n"]

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from evalharness.scoring.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, t_quantile, z_quantile
+from evalharness.types import MetricComparison
 
 #: (cluster, before, after): one paired unit; the cluster is the case, so repeats of a case share one.
 Pair = tuple[Hashable, float, float]
@@ -57,9 +58,9 @@ class Change:
     cases: int
     reason: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> MetricComparison:
         # A ratio of a zero latency is NaN, which strict JSON cannot hold: it is written as null.
-        out: dict[str, Any] = {"kind": self.kind, "before": self.before, "after": self.after,
+        out: MetricComparison = {"kind": self.kind, "before": self.before, "after": self.after,
                                "change": self.change if math.isfinite(self.change) else None,
                                "ci": list(self.ci) if self.ci else None,
                                "level": self.level, "se": self.se, "mde": self.mde, "n": self.n,

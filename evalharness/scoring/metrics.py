@@ -22,9 +22,10 @@ from evalharness.scoring.registry import CheckContext
 from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.scoring.usercheck import CheckOutcome, CheckRef, Resolved, resolve, run_check
 from evalharness.suites import Expect, Extractor
-from evalharness.usage import cached_tokens, source_fields
+from evalharness.types import MetricValue, Record, Usage
+from evalharness.usage import cached_tokens, source_fields, with_marks
 
-Metric = dict[str, Any]
+Metric = MetricValue
 
 #: Every metric a cell reports, in the catalogue's order (the names are contract). Each appears in every
 #: cell, as ``{"value": None, "reason": ...}`` where it cannot apply.
@@ -56,7 +57,7 @@ class CaseSpec:
             self._resolved[:] = [resolve(ref) for ref in self.checks]
         return self._resolved
 
-    def outcomes(self, record: dict[str, Any]) -> list[CheckOutcome]:
+    def outcomes(self, record: Record) -> list[CheckOutcome]:
         """Every check of the case on one completed record, built-in ones first; memoised per output."""
         params = record.get("params") or {}
         tool_calls = record.get("tool_calls")
@@ -122,17 +123,17 @@ def na(reason: str) -> Metric:
     return {"value": None, "reason": reason}
 
 
-def case_key(record: dict[str, Any]) -> str:
+def case_key(record: Record) -> str:
     return f"{record['suite']}/{record['case_id']}"
 
 
-def _usage(record: dict[str, Any], key: str) -> int | None:
+def _usage(record: Record, key: str) -> int | None:
     usage = record.get("usage") or {}
     value = usage.get(key)
     return int(value) if isinstance(value, (int, float)) else None
 
 
-def reasoning_tokens(record: dict[str, Any]) -> int | None:
+def reasoning_tokens(record: Record) -> int | None:
     details = (record.get("usage") or {}).get("completion_tokens_details") or {}
     value = details.get("reasoning_tokens")
     return int(value) if isinstance(value, (int, float)) else None
@@ -157,7 +158,7 @@ def first_divergence(a: Sequence[Any], b: Sequence[Any]) -> int:
     return lo
 
 
-def record_tokens(record: dict[str, Any]) -> list[str] | None:
+def record_tokens(record: Record) -> list[str] | None:
     """The generated tokens of a record, from its ``logprobs`` (None when the server sent none)."""
     logprobs = record.get("logprobs")
     if not isinstance(logprobs, list) or not logprobs:
@@ -221,17 +222,19 @@ def _divergence(chars: list[int], tokens: list[int]) -> Metric:
         return na("all repeats were identical")
     out: Metric = {"value": float(np.median(chars)), "n": len(chars), "unit": "chars"}
     if tokens:
-        out.update(tokens=float(np.median(tokens)), tokens_n=len(tokens))
+        out.update({"tokens": float(np.median(tokens)), "tokens_n": len(tokens)})
     else:
-        out.update(tokens=None, tokens_reason="no logprobs in the records (set logprobs: true to count tokens)")
+        out.update({"tokens": None,
+                    "tokens_reason": "no logprobs in the records (set logprobs: true to count tokens)"})
     return out
 
 
-def sample_latencies(record: dict[str, Any]) -> dict[str, float]:
+def sample_latencies(record: Record) -> dict[str, float]:
     """The per-sample latencies of one completed record that could be measured (seconds; decode_tps in
     tokens per second). tpot and decode speed need ``usage.completion_tokens`` > 1 and a first token."""
     t = record["timings"]
-    out = {name: float(t[name]) for name in ("queue_s", "ttft_s", "ttfc_s", "e2e_s") if t.get(name) is not None}
+    found = {"queue_s": t.get("queue_s"), "ttft_s": t.get("ttft_s"), "ttfc_s": t.get("ttfc_s"), "e2e_s": t.get("e2e_s")}
+    out = {name: float(value) for name, value in found.items() if value is not None}
     n_out = _usage(record, "completion_tokens")
     if "ttft_s" in out and "e2e_s" in out and n_out and n_out > 1:
         decode = out["e2e_s"] - out["ttft_s"]
@@ -241,7 +244,7 @@ def sample_latencies(record: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def sample_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, float]:
+def sample_scores(record: Record, spec: CaseSpec | None) -> dict[str, float]:
     """The 0/1 score of each rate scored per completed sample (``catalogue.sample_rates``) that applies to one
     completed record: JSON validity to samples meant to be JSON, schema validity to cases with a schema, the
     pass rate to cases with expect (``catalogue/builtin.py``), and any metric registered so."""
@@ -258,12 +261,12 @@ def sample_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, fl
     return out
 
 
-def request_scores(record: dict[str, Any], spec: CaseSpec | None) -> dict[str, float]:
+def request_scores(record: Record, spec: CaseSpec | None) -> dict[str, float]:
     """The 0/1 score of each rate scored per request, a failed one included (``error_rate``)."""
     return _scores(catalogue.request_rates(), record, spec or _NO_SPEC)
 
 
-def _scores(rates: Sequence[catalogue.Metric], record: dict[str, Any], spec: CaseSpec) -> dict[str, float]:
+def _scores(rates: Sequence[catalogue.Metric], record: Record, spec: CaseSpec) -> dict[str, float]:
     out: dict[str, float] = {}
     for metric in rates:
         assert isinstance(metric.computed, catalogue.SampleRate)
@@ -273,7 +276,7 @@ def _scores(rates: Sequence[catalogue.Metric], record: dict[str, Any], spec: Cas
     return out
 
 
-def latency_columns(records: Sequence[dict[str, Any]]) -> dict[str, npt.NDArray[np.float64]]:
+def latency_columns(records: Sequence[Record]) -> dict[str, npt.NDArray[np.float64]]:
     """``sample_latencies`` of many completed records at once: one array per latency measured per sample,
     parallel to ``records``, NaN where a record did not measure it (the same numbers, computed in numpy)."""
     timings = [r["timings"] for r in records]
@@ -288,10 +291,11 @@ def latency_columns(records: Sequence[dict[str, Any]]) -> dict[str, npt.NDArray[
     return cols
 
 
-_NO_USAGE: dict[str, Any] = {}
+_NO_USAGE: Usage = {}
+_NO_DETAILS: dict[str, Any] = {}
 
 
-def inter_token_gaps(records: Sequence[dict[str, Any]]) -> npt.NDArray[np.float64]:
+def inter_token_gaps(records: Sequence[Record]) -> npt.NDArray[np.float64]:
     """Gaps between consecutive text chunks of each response (``itl_s``), in one numpy pass (runs hold
     millions); ``chunk_times`` may be lists or arrays (compact records)."""
     chunks = [c for c in (r["timings"].get("chunk_times") for r in records) if c is not None and len(c)]
@@ -308,7 +312,7 @@ def inter_token_gaps(records: Sequence[dict[str, Any]]) -> npt.NDArray[np.float6
     return result
 
 
-def latency_metrics(records: Sequence[dict[str, Any]], stream: bool) -> dict[str, Metric]:
+def latency_metrics(records: Sequence[Record], stream: bool) -> dict[str, Metric]:
     """The latency distributions of a cell's completed records (a latency it cannot measure says why)."""
     columns = latency_columns(records)
     values = {name: col[~np.isnan(col)] for name, col in columns.items()}
@@ -326,7 +330,7 @@ def latency_metrics(records: Sequence[dict[str, Any]], stream: bool) -> dict[str
     return out
 
 
-def cost_metrics(records: Sequence[dict[str, Any]], currency: str) -> dict[str, Metric]:
+def cost_metrics(records: Sequence[Record], currency: str) -> dict[str, Metric]:
     """Token and cost totals; each figure built from counted usage says so (``usage.source_fields``)."""
     def total(values: list[int | None], what: str, *, of_prompt: bool = False) -> Metric:
         known = [(v, r) for v, r in zip(values, records, strict=True) if v is not None]
@@ -335,46 +339,46 @@ def cost_metrics(records: Sequence[dict[str, Any]], currency: str) -> dict[str, 
         marks = source_fields(r for _, r in known)
         if not of_prompt:  # an estimated prompt count says nothing about the other counts
             marks.pop("prompt_estimated", None)
-        return {"value": int(sum(v for v, _ in known)), "mean": sum(v for v, _ in known) / len(known),
-                "n": len(known), **marks}
+        return with_marks({"value": int(sum(v for v, _ in known)), "mean": sum(v for v, _ in known) / len(known),
+                           "n": len(known)}, marks)
 
     def counts(values: Iterable[Any]) -> list[int | None]:  # as _usage reads each
         return [int(v) if isinstance(v, (int, float)) else None for v in values]
 
     priced = [r for r in records if r.get("cost") is not None]
-    costs = [r["cost"] for r in priced]
-    usages = [r.get("usage") or _NO_USAGE for r in records]
+    costs = [float(r["cost"] or 0.0) for r in priced]
+    usages: list[Usage] = [r.get("usage") or _NO_USAGE for r in records]
     out = {
         "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage",
                                of_prompt=True),
         "completion_tokens": total(counts(u.get("completion_tokens") for u in usages), "completion_tokens in usage"),
-        "reasoning_tokens": total(counts((u.get("completion_tokens_details") or _NO_USAGE).get("reasoning_tokens")
+        "reasoning_tokens": total(counts((u.get("completion_tokens_details") or _NO_DETAILS).get("reasoning_tokens")
                                          for u in usages), "completion_tokens_details.reasoning_tokens"),
         "cached_tokens": total([cached_tokens(u) for u in usages], "prompt_tokens_details.cached_tokens"),
     }
     if out["cached_tokens"]["value"] is not None:
-        out["cached_tokens"].update(saving=float(sum(r.get("cached_saving") or 0.0 for r in records)),
-                                    currency=currency)
+        out["cached_tokens"].update({"saving": float(sum(r.get("cached_saving") or 0.0 for r in records)),
+                                     "currency": currency})
     if costs:
         marks = source_fields(priced)
-        out["cost"] = {"value": float(sum(costs)), "currency": currency, "n": len(costs), **marks}
-        out["cost_per_1k_requests"] = {"value": 1000 * float(sum(costs)) / len(costs), "currency": currency,
-                                       "n": len(costs), **marks}
+        out["cost"] = with_marks({"value": float(sum(costs)), "currency": currency, "n": len(costs)}, marks)
+        out["cost_per_1k_requests"] = with_marks({"value": 1000 * float(sum(costs)) / len(costs), "currency": currency,
+                                                  "n": len(costs)}, marks)
     else:
         out["cost"] = out["cost_per_1k_requests"] = na("no usage reported, so no cost")
     return out
 
 
-def _mark_token_latencies(metrics: dict[str, Metric], records: Sequence[dict[str, Any]]) -> None:
+def _mark_token_latencies(metrics: dict[str, Metric], records: Sequence[Record]) -> None:
     """tpot_s and decode_tps divide by completion tokens: say so where those were counted."""
     marks = source_fields(r for r in records if _usage(r, "completion_tokens"))
     marks.pop("prompt_estimated", None)  # they use no prompt tokens
     for name in ("tpot_s", "decode_tps"):
         if marks and metrics[name].get("value", metrics[name].get("p50")) is not None:
-            metrics[name].update(marks)
+            with_marks(metrics[name], marks)
 
 
-def case_counts(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]
+def case_counts(records: Sequence[Record], cases: dict[str, CaseSpec]
                 ) -> dict[str, dict[str, tuple[int, int]]]:
     """Per rate of ``PER_CASE_RATES``, each case's (successes, samples) among these records.
 
@@ -393,7 +397,7 @@ def case_counts(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]
     return {name: {key: (s, n) for key, (s, n) in by_case.items()} for name, by_case in tallies.items()}
 
 
-def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], *, stream: bool,
+def cell_metrics(records: Sequence[Record], cases: dict[str, CaseSpec], *, stream: bool,
                  currency: str, pass_k: int | None = None) -> dict[str, Metric]:
     """Every catalogue metric for one cell's records.
 
@@ -436,7 +440,7 @@ def cell_metrics(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec], 
     return {name: metrics[name] for name in CATALOGUE}
 
 
-def sample_failures(record: dict[str, Any], spec: CaseSpec) -> list[str]:
+def sample_failures(record: Record, spec: CaseSpec) -> list[str]:
     """The failed expect checks of one record (an errored request fails with its error)."""
     if not record["ok"]:
         return [f"request failed: {record.get('error')}"]

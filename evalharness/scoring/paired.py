@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from evalharness.scoring import catalogue
 from evalharness.scoring.compare import Pair
@@ -21,6 +21,7 @@ from evalharness.scoring.metrics import (
     request_scores,
     sample_scores,
 )
+from evalharness.types import Record
 
 #: (case key, repeat index); per-case units (determinism) use repeat -1.
 UnitKey = tuple[str, int]
@@ -50,12 +51,12 @@ COMPARABLE: Mapping[str, Comparable] = catalogue.Lookup(catalogue.comparable, _c
 LATENCY_FIELDS = {f: int(f[1:]) / 100 for f in catalogue.QUANTILES}
 
 
-def cell_units(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) -> dict[str, Units]:
+def cell_units(records: Sequence[Record], cases: dict[str, CaseSpec]) -> dict[str, Units]:
     """Every comparable metric's units for one cell's records (a metric with no units is absent)."""
     units: dict[str, Units] = defaultdict(dict)
     outputs: dict[str, list[str]] = defaultdict(list)
     answers: dict[str, list[str | None]] = defaultdict(list)
-    done: list[dict[str, Any]] = []
+    done: list[Record] = []
     done_keys: list[UnitKey] = []
     for r in sorted(records, key=lambda r: (case_key(r), r["repeat"])):
         key = (case_key(r), int(r["repeat"]))

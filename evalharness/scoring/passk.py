@@ -19,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from evalharness.scoring.stats import mean_ci
+from evalharness.types import MetricValue
 
-Metric = dict[str, object]
+Metric = MetricValue
 #: ``by_k`` lists every k from 1 up to this one (and always the k the metric's value is for).
 BY_K_MAX = 10
 

@@ -6,9 +6,12 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 from statistics import NormalDist
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
+
+from evalharness.types import MetricValue
 
 Z95 = 1.959963984540054
 PERCENTILES = (50, 90, 95, 99)
@@ -31,7 +34,7 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
-def rate(successes: int, n: int) -> dict[str, object]:
+def rate(successes: int, n: int) -> MetricValue:
     """A rate metric object: value, Wilson 95% interval, n."""
     if n == 0:
         return {"value": None, "n": 0, "reason": "no samples"}
@@ -40,7 +43,7 @@ def rate(successes: int, n: int) -> dict[str, object]:
 
 
 def distribution(values: Sequence[float | None] | npt.NDArray[np.float64], *, intervals: bool = True
-                 ) -> dict[str, object]:
+                 ) -> MetricValue:
     """Percentiles p50/p90/p95/p99 and mean of a latency sample, with bootstrap intervals on p50 and p95."""
     # Sorted, so the seeded bootstrap (and the float sum) do not depend on the order of the records.
     if isinstance(values, np.ndarray):
@@ -50,7 +53,8 @@ def distribution(values: Sequence[float | None] | npt.NDArray[np.float64], *, in
     if arr.size == 0:
         return {"value": None, "n": 0, "reason": "no samples"}
     qs = np.percentile(arr, PERCENTILES)
-    out: dict[str, object] = {f"p{p}": float(q) for p, q in zip(PERCENTILES, qs, strict=True)}
+    # p50, p90, p95, p99: keys of MetricValue, built from PERCENTILES.
+    out = cast(MetricValue, {f"p{p}": float(q) for p, q in zip(PERCENTILES, qs, strict=True)})
     out["mean"] = float(arr.mean())
     out["min"] = float(arr.min())
     out["max"] = float(arr.max())
@@ -88,7 +92,7 @@ def _order_statistic_ci(sorted_arr: npt.NDArray[np.float64], q: float) -> tuple[
 
 
 def mean_ci(values: Sequence[float], *, lower: float | None = None, upper: float | None = None
-            ) -> dict[str, object]:
+            ) -> MetricValue:
     """Mean with a 95% interval from Student's t over the values (few cases are common), clipped to
     ``[lower, upper]`` where the quantity is bounded (a share cannot leave [0, 1])."""
     arr = np.sort(np.asarray(values, dtype=float))

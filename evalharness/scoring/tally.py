@@ -4,17 +4,17 @@ their tracebacks, the first few), and mean score; and the state of each check of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from evalharness.scoring.metrics import CaseSpec, case_key
+from evalharness.types import CheckTally, OwnCheck, Record
 
 #: Errors (with traceback) kept per check per cell; the counts are always complete.
 ERROR_SAMPLES = 3
 
 
-def check_tallies(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec]) -> dict[str, dict[str, Any]]:
+def check_tallies(records: Sequence[Record], cases: dict[str, CaseSpec]) -> dict[str, CheckTally]:
     """Per check that ran on these records' completed samples (built-in and own, by the name reports use)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, CheckTally] = {}
     scores: dict[str, list[float]] = {}
     for record in records:
         spec = cases.get(case_key(record))
@@ -41,10 +41,10 @@ def check_tallies(records: Sequence[dict[str, Any]], cases: dict[str, CaseSpec])
     return out
 
 
-def own_checks(cases: dict[str, CaseSpec]) -> list[dict[str, Any]]:
+def own_checks(cases: dict[str, CaseSpec]) -> list[OwnCheck]:
     """Each check of one's own the run's cases use, once: where it is, and whether it could be found again as
     it was (``status``: ``ok``, ``changed`` with a note, or ``missing`` with the problem)."""
-    seen: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    seen: dict[tuple[str, str, str | None], OwnCheck] = {}
     for key, spec in cases.items():
         for resolved in spec.resolved():
             ref = resolved.ref

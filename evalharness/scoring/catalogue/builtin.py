@@ -5,10 +5,11 @@ Each view's ``Shown(at)`` places the metric among that view's metrics; docs/metr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evalharness.scoring.catalogue.model import Compare, Computed, Metric, SampleRate, Shown, register
 from evalharness.scoring.checks import is_json, is_json_lenient, is_schema_valid
+from evalharness.types import Record
 
 if TYPE_CHECKING:
     from evalharness.scoring.metrics import CaseSpec
@@ -24,31 +25,31 @@ _RATIO = Compare("ratio")
 _NO_JSON = "no case in this cell expects JSON and no response_format was sent"
 
 
-def _wants_json(record: dict[str, Any], spec: CaseSpec) -> bool:
+def _wants_json(record: Record, spec: CaseSpec) -> bool:
     """JSON validity applies to samples meant to be JSON: the case expects JSON or a schema, or the request
     sent a response_format."""
     return spec.wants_json or "response_format" in (record.get("params") or {})
 
 
-def json_valid(record: dict[str, Any], spec: CaseSpec) -> float | None:
+def json_valid(record: Record, spec: CaseSpec) -> float | None:
     return float(is_json(record.get("content"))) if _wants_json(record, spec) else None
 
 
-def json_valid_lenient(record: dict[str, Any], spec: CaseSpec) -> float | None:
+def json_valid_lenient(record: Record, spec: CaseSpec) -> float | None:
     content = record.get("content")
     return float(is_json(content) or is_json_lenient(content)) if _wants_json(record, spec) else None
 
 
-def schema_valid(record: dict[str, Any], spec: CaseSpec) -> float | None:
+def schema_valid(record: Record, spec: CaseSpec) -> float | None:
     return None if spec.schema is None else float(is_schema_valid(record.get("content"), spec.schema))
 
 
-def passed(record: dict[str, Any], spec: CaseSpec) -> float | None:
+def passed(record: Record, spec: CaseSpec) -> float | None:
     """Every check of the case holds (the built-in expectations and the case's own)."""
     return None if spec.expect is None else float(all(o.passed for o in spec.outcomes(record)))
 
 
-def errored(record: dict[str, Any], spec: CaseSpec) -> float | None:
+def errored(record: Record, spec: CaseSpec) -> float | None:
     return float(not record["ok"])
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from evalharness.types import Record
+
 if TYPE_CHECKING:  # scoring's case spec; the registry itself computes nothing
     from evalharness.scoring.metrics import CaseSpec
 
@@ -43,7 +45,7 @@ class Computed:
 
 
 #: One sample's score of a rate: 1.0 or 0.0, or None where the rate does not apply to it.
-Score = Callable[[dict[str, Any], "CaseSpec"], float | None]
+Score = Callable[[Record, "CaseSpec"], float | None]
 
 
 @dataclass(frozen=True)

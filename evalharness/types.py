@@ -1,0 +1,444 @@
+"""The shapes of the data that flows from stage to stage: a record (one line of results.jsonl), a metric
+value, a cell summary, a gate verdict, a comparison, the manifest and the run summary (summary.json).
+
+They are ``TypedDict``s, so they are plain dicts at run time: the files are written and read exactly as
+before, and mypy checks what each stage reads of what the one before wrote. The attempt's own outcome is a
+dataclass (``backend.Outcome``), since it never leaves the process. ``dict[str, Any]`` remains only at the
+JSON edges: a response body, a line read back, a YAML document.
+
+Keys marked ``NotRequired`` are absent in some files (older runs, compact records, keys only some
+verdicts carry); readers use ``.get`` for them. This module imports nothing of the project, so every stage
+can import it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+#: A comparison's verdict: ``None`` when the data cannot say.
+Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
+
+
+# --- results.jsonl ----------------------------------------------------------------------------------------
+
+class Attempt(TypedDict):
+    """One attempt at a request (a record keeps every one; its timings are those of the last)."""
+
+    status: int | None
+    error_kind: str | None
+    error: str | None
+    queue_s: float
+    e2e_s: float | None
+    retry_after_s: NotRequired[float]
+    retry_after_header: NotRequired[str | None]
+    wait_s: NotRequired[float]
+
+
+class Timings(TypedDict):
+    """The last attempt's timings, in seconds; ``chunk_times`` since the request was sent (an array of
+    doubles in a compact record)."""
+
+    queue_s: float
+    ttft_s: float | None
+    ttfc_s: float | None
+    e2e_s: float | None
+    chunk_times: Any
+
+
+class Usage(TypedDict, total=False):
+    """OpenAI's usage object as the server sent it (or as counted: see ``usage_source``)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: dict[str, Any] | None
+    completion_tokens_details: dict[str, Any] | None
+
+
+class UsageCount(TypedDict):
+    """How counted usage was obtained (a record's ``usage_count``)."""
+
+    endpoint: str
+    prompt_estimated: bool
+
+
+class Record(TypedDict):
+    """One line of results.jsonl: a planned item's final outcome, written by the runner, read by every stage
+    after it. A compact record (``store.read_records(compact=True)``) has ``attempts`` as a count."""
+
+    item_id: str
+    cell_id: str
+    suite: str
+    case_id: str
+    repeat: int
+    params: dict[str, Any]
+    started_at: str
+    ok: bool
+    http_status: int | None
+    error_kind: str | None
+    error: str | None
+    content: str | None
+    reasoning: str | None
+    tool_calls: list[dict[str, Any]] | None
+    finish_reason: str | None
+    usage: Usage | None
+    usage_source: NotRequired[Literal["server", "counted"] | None]
+    usage_count: NotRequired[UsageCount | None]
+    cost: float | None
+    cached_saving: NotRequired[float | None]
+    budget_charge: NotRequired[float]
+    logprobs: list[dict[str, Any]] | None
+    timings: Timings
+    attempts: list[Attempt] | int
+    response_id: NotRequired[str | None]
+    usage_check: NotRequired[dict[str, Any] | None]
+    target: NotRequired[str]
+
+
+# --- manifest.json ----------------------------------------------------------------------------------------
+
+class PlannedCell(TypedDict):
+    """A cell of the plan: its id, label and grid params (its axes only; defaults are in the config)."""
+
+    cell_id: str
+    label: str
+    params: dict[str, Any]
+
+
+class ManifestPlan(TypedDict):
+    requests: int
+    repeats: int
+    cases: int
+    cells: list[PlannedCell]
+    item_ids_digest: str
+
+
+class Manifest(TypedDict):
+    """manifest.json: what was asked (the config with secrets dropped, the plan, each case's spec)."""
+
+    run_id: str
+    harness_version: str
+    started_at: str
+    config_path: str | None
+    config_dir: str
+    #: The validated config as JSON (``config.Config.model_dump``): read as a JSON document.
+    config: dict[str, Any]
+    target: dict[str, Any]
+    transport: dict[str, Any]
+    plan: ManifestPlan
+    #: ``suite/case_id`` -> ``scoring.metrics.CaseSpec.to_manifest()``.
+    cases: dict[str, dict[str, Any]]
+
+
+# --- summary.json: metrics --------------------------------------------------------------------------------
+
+class SourceMarks(TypedDict, total=False):
+    """How a figure built from usage is marked where any of it was counted (usage.source_fields)."""
+
+    source: str
+    sources: dict[str, int]
+    prompt_estimated: bool
+
+
+class MetricValue(SourceMarks, total=False):
+    """One metric of a cell as summary.json writes it. Every metric has ``value`` (None when it does not
+    apply, with ``reason``); a rate adds ``ci95``, ``n`` and ``successes``; a latency the percentiles,
+    ``mean``, ``min``, ``max`` and intervals; a count ``n`` and ``mean``; figures from counted usage
+    ``source`` (see usage.source_fields)."""
+
+    value: float | int | None
+    reason: str
+    n: int
+    successes: int
+    ci95: list[float]
+    unit: str
+    mean: float
+    min: float
+    max: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p50_ci95: list[float]
+    p95_ci95: list[float]
+    by_kind: dict[str, int]
+    k: int
+    by_k: dict[str, float]
+    short_cases: int
+    tokens: float | None
+    tokens_n: int
+    tokens_reason: str
+    currency: str
+    saving: float
+
+
+#: A cell's metrics: every catalogue name, in the catalogue's order.
+Metrics = dict[str, MetricValue]
+
+
+class ErrorSample(TypedDict):
+    case: str
+    item_id: str
+    repeat: int
+    error: str | None
+    traceback: str | None
+
+
+class CheckTally(TypedDict):
+    """How one check did over a cell's completed samples."""
+
+    kind: str
+    runs: int
+    passed: int
+    failed: int
+    errors: int
+    score_mean: float | None
+    error_samples: list[ErrorSample]
+
+
+class OwnCheck(TypedDict):
+    """A check of the cases' own (by file or by name): where it is, and whether it was found as it was."""
+
+    check: str
+    kind: str
+    path: str | None
+    sha256: str | None
+    source: str | None
+    status: str
+    note: str | None
+    cases: list[str]
+
+
+class CellSummary(TypedDict):
+    """One cell of summary.json."""
+
+    cell_id: str
+    label: str
+    params: dict[str, Any]
+    n: int
+    metrics: Metrics
+    checks: dict[str, CheckTally]
+
+
+class Totals(TypedDict, total=False):
+    """The run's totals in summary.json (a ``totals.*`` gate reads them)."""
+
+    requests: int
+    planned: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    usage_reported: int
+    usage_source: str | None
+    usage_sources: dict[str, int]
+    prompt_tokens_estimated: bool
+    usage_check: dict[str, Any] | None
+    cached_tokens: int
+    cached_saving: float
+    currency: str
+    errors_by_kind: dict[str, int]
+
+
+# --- comparisons ------------------------------------------------------------------------------------------
+
+class CaseShare(TypedDict):
+    count: int
+    n: int
+
+
+class CaseVerdict(TypedDict):
+    """A case whose own samples changed (exact test, Holm-adjusted), as ``compare`` and gates report it."""
+
+    cell: str
+    cell_id: str
+    metric: str
+    case: str
+    against: str
+    before: CaseShare
+    after: CaseShare
+    counts: str
+    p: float
+    p_adjusted: float
+    verdict: Literal["regressed", "improved"]
+    analysis: str
+    test: str
+    family: int
+    level: float
+
+
+class MetricComparison(TypedDict, total=False):
+    """One metric of ``new`` against ``base`` (``regress.judge``): the change, its intervals, the verdict and
+    the question and test behind it. Without data, only ``metric``, ``change``/``verdict`` None and ``reason``."""
+
+    metric: str
+    kind: Literal["difference", "ratio"]
+    before: float
+    after: float
+    change: float | None
+    ci: list[float] | None
+    ci95: list[float] | None
+    level: float
+    se: float | None
+    mde: float | None
+    n: int
+    cases: int
+    reason: str
+    higher_is_better: bool
+    tolerance: float
+    verdict: Verdict | None
+    analysis: str
+    test: str
+    power: dict[str, float | int]
+    # In a cell comparison (findings of one run): what the change reads as, and which field of a latency.
+    finding: str | None
+    field: str
+
+
+class CellRef(TypedDict):
+    cell_id: str
+    label: str
+
+
+class CaseFinding(TypedDict):
+    case: str
+    metric: str
+    counts: str
+    p_adjusted: float
+    finding: str
+    test: str
+
+
+class CellComparison(TypedDict):
+    """Two cells of one run against each other (summary.json ``comparisons``): findings, not gates."""
+
+    reference: CellRef
+    cell: CellRef
+    differs_in: list[str]
+    metrics: dict[str, MetricComparison]
+    cases: list[CaseFinding]
+
+
+class ComparedCell(TypedDict):
+    params: dict[str, Any]
+    label: str
+    cell_id: str
+    base_cell_id: str
+    metrics: list[MetricComparison]
+
+
+class RunRef(TypedDict):
+    run_dir: str | None
+    path: str | None
+    run_id: str
+    name: str | None
+
+
+class Unmatched(TypedDict):
+    base_only: list[str]
+    new_only: list[str]
+
+
+class Regression(MetricComparison, total=False):
+    cell: str
+
+
+class Comparison(TypedDict):
+    """``compare BASE NEW`` (``regress.compare_runs``): every matched cell and metric, judged together."""
+
+    base: RunRef
+    new: RunRef
+    level: float
+    comparisons: int
+    population: str
+    analysis: str
+    case_level: float
+    case_tests: int
+    tolerance: dict[str, float]
+    cells: list[ComparedCell]
+    cases: list[CaseVerdict]
+    unmatched_cells: Unmatched
+    unmatched_cases: Unmatched
+    counts: dict[str, int]
+    regressions: list[Regression]
+    case_regressions: list[CaseVerdict]
+    passed: bool
+
+
+# --- gates ------------------------------------------------------------------------------------------------
+
+class FailingCase(TypedDict):
+    case: str
+    successes: int
+    n: int
+    value: float
+
+
+class GateVerdict(TypedDict, total=False):
+    """One gate's verdict on one cell (or on the run's totals, or a case of a baseline gate).
+
+    ``gate`` is the gate's index in the config's ``gates`` list (several verdicts share it: one per matching
+    cell); the gate's own fields are repeated so that a verdict reads on its own.
+    """
+
+    gate: int
+    metric: str
+    min: float | None
+    max: float | None
+    where: dict[str, Any]
+    per_case: bool
+    min_n: int | None
+    cell_id: str | None
+    label: str
+    value: float | int | None
+    passed: bool
+    reason: str
+    n: int | None
+    planned: int | None
+    note: str
+    failing_cases: list[FailingCase]
+    cases_checked: int
+    # Baseline gates (baselines.py): the run compared with, and the comparison behind the verdict.
+    baseline: str
+    baseline_run_id: str
+    max_drop: float | None
+    max_rise: float | None
+    population: str
+    tolerance: float
+    verdict: Verdict | None
+    case: str
+    case_verdict: CaseVerdict
+    kind: str
+    before: float
+    after: float
+    change: float | None
+    ci: list[float] | None
+    ci95: list[float] | None
+    level: float
+    se: float | None
+    mde: float | None
+    cases: int
+    higher_is_better: bool
+    analysis: str
+    test: str
+    power: dict[str, float | int]
+
+
+# --- summary.json -----------------------------------------------------------------------------------------
+
+class Summary(TypedDict):
+    """summary.json: per-cell metrics, totals, comparisons of cells and gate verdicts."""
+
+    run_id: str
+    name: str
+    target: dict[str, Any]
+    started_at: str
+    complete: bool
+    stop_reason: str | None
+    passed: bool
+    totals: Totals
+    cells: list[CellSummary]
+    comparisons: list[CellComparison]
+    baseline: dict[str, Any] | None
+    gates: list[GateVerdict]
+    checks: list[OwnCheck]
