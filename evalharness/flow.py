@@ -153,7 +153,7 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
     try:
-        with _open(loaded, run_dir / "server.log", backend) as (target, check_target):
+        with open_target_or_backend(loaded, run_dir / "server.log", backend) as (target, check_target):
             route = DIRECT if backend is not None else target_route(loaded, target)
             transport = route.describe(transport_name(route) if backend is None else "python")
             if resume:
@@ -195,8 +195,8 @@ def rescore(run_dir: str | Path) -> Finished:
 
 
 @contextlib.contextmanager
-def _open(loaded: LoadedConfig, log_path: Path,
-          backend: Backend | None) -> Iterator[tuple[dict[str, Any], TargetCheck | None]]:
+def open_target_or_backend(loaded: LoadedConfig, log_path: Path,
+                            backend: Backend | None) -> Iterator[tuple[dict[str, Any], TargetCheck | None]]:
     """The target as ``open_target`` gives it, or, for a backend given by the caller, what the manifest says
     of it: its class as the address, and the model the bodies name."""
     if backend is None:

@@ -205,7 +205,7 @@ DIALECTS: tuple[type[Dialect], ...] = (LlamaCppPython, VllmChat, PromptTokenize,
 class TokenCounter:
     """Counts a response's tokens with the server's tokenizer; finds which endpoint it has once per run."""
 
-    def __init__(self, base_url: str, model: str, *, headers: dict[str, str] | None = None,
+    def __init__(self, base_url: str, model: str, headers: dict[str, str] | None = None, *,
                  timeout_s: float = 30.0, concurrency: int = DEFAULT_CONCURRENCY,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.root = server_root(base_url)
@@ -213,6 +213,8 @@ class TokenCounter:
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout_s, transport=transport)
         self._slots = asyncio.Semaphore(concurrency)
         self._dialect: asyncio.Future[Dialect | None] | None = None
+        #: The endpoints ``ids`` has tried, in order (the probe names them when none answered).
+        self.tried: list[str] = []
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -224,6 +226,18 @@ class TokenCounter:
             return response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
+
+    async def ids(self, text: str) -> list[int] | None:
+        """The token ids of ``text`` (no special tokens where the endpoint lets us say so), from
+        llama-cpp-python's ``/extras/tokenize`` or vLLM/SGLang's ``/tokenize``; None when neither answers."""
+        for path, payload in (("/extras/tokenize", {"input": text}),
+                              ("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})):
+            if path not in self.tried:
+                self.tried.append(path)
+            tokens = _ids(await self._post(path, payload))
+            if tokens:
+                return tokens
+        return None
 
     async def dialect(self) -> Dialect | None:
         """The server's tokenize endpoint (None when it has none), probed at the first call only."""

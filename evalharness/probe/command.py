@@ -14,11 +14,13 @@ from typing import Any, TextIO
 import jinja2
 
 from evalharness import __version__
+from evalharness.backend import Backend
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, load_config
-from evalharness.local import TargetCheck, open_target
+from evalharness.flow import open_target_or_backend
+from evalharness.local import TargetCheck
 from evalharness.probe.experiments import run_experiments
-from evalharness.probe.prober import VERDICTS, Finding, Prober, Tokenizer
+from evalharness.probe.prober import VERDICTS, Finding, Prober
 from evalharness.proxy import route_for
 from evalharness.store import new_run_id, write_json
 from evalharness.tokens import TokenCounter
@@ -85,40 +87,46 @@ async def check_usage(prober: Prober, counter: TokenCounter) -> dict[str, Any] |
     return usage_check(records)
 
 
-async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_target: TargetCheck | None = None
-                       ) -> tuple[list[Finding], int, dict[str, Any] | None]:
+async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_target: TargetCheck | None = None,
+                       *, backend: Backend | None = None) -> tuple[list[Finding], int, dict[str, Any] | None]:
     """Run every experiment against ``target``; the findings in table order, the number of requests, and the
     usage check.
 
-    ``check_target`` (the bundled server's) raises ``TargetCrashed`` when a failed request finds it dead."""
+    ``check_target`` (the bundled server's) raises ``TargetCrashed`` when a failed request finds it dead.
+    ``backend`` answers the requests instead of an OpenAI-compatible client to ``target`` (the protocol the
+    runner uses, backend.py); it has no tokenizer endpoint, so the usage check and the logit_bias experiment's
+    token ids are left out, as for a server without one. It is closed when the probe is done."""
     cfg = loaded.config
     defaults = cfg.defaults.model_dump(exclude_unset=True)
     base = {k: defaults[k] for k in ("extra_body", "thinking") if defaults.get(k) is not None}
-    headers = dict(cfg.target.headers)
-    key = loaded.api_key()
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    route = route_for(target["base_url"], cfg.target.proxy, local=target["kind"] == "local")
-    tokenizer_root = cfg.target.tokenizer_url or target["base_url"]
-    counter = TokenCounter(tokenizer_root, target["model"], headers=headers, timeout_s=cfg.run.timeout_s,
-                           transport=side_transport(route))
-    async with ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                          timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route) as chat:
+    counter: TokenCounter | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        if backend is None:
+            headers = dict(cfg.target.headers)
+            key = loaded.api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            route = route_for(target["base_url"], cfg.target.proxy, local=target["kind"] == "local")
+            counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"], headers,
+                                   timeout_s=cfg.run.timeout_s, transport=side_transport(route))
+            stack.push_async_callback(counter.aclose)
+            backend = ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
+                                 timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route)
+        stack.push_async_callback(backend.aclose)
         # One request at a time whatever run.concurrency says: see Prober.
-        prober = Prober(chat, target["model"], base, cfg.target.thinking, max_retries=min(cfg.run.max_retries, 3),
-                        tokenizer=Tokenizer(tokenizer_root, target["model"], headers,
-                                            transport=side_transport(route)),
-                        check_target=check_target)
+        prober = Prober(backend, target["model"], base, cfg.target.thinking, max_retries=min(cfg.run.max_retries, 3),
+                        tokenizer=counter, check_target=check_target)
         findings = await run_experiments(prober)
-    try:
-        usage = await check_usage(prober, counter)
-    finally:
-        await counter.aclose()
+        usage = await check_usage(prober, counter) if counter is not None else None
     return findings, prober.requests, usage
 
 
-def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = None) -> int:
-    """``evalharness probe CONFIG [--out DIR]``: run the experiments, print the table, write probe.json/.html."""
+def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = None,
+          backend: Backend | None = None) -> int:
+    """``evalharness probe CONFIG [--out DIR]``: run the experiments, print the table, write probe.json/.html.
+
+    ``backend`` answers the requests instead of the config's target, which is then neither started nor
+    called (as for ``evalharness.run``)."""
     stdout = stdout or sys.stdout
     loaded = load_config(config_path)
     loaded.api_key()  # an unset key variable is a config error before anything is created or sent
@@ -128,10 +136,10 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     try:
-        with open_target(loaded.config.target, out_dir / "server.log") as (target, check_target):
+        with open_target_or_backend(loaded, out_dir / "server.log", backend) as (target, check_target):
             # No count here: experiments report one or more parameters each, and the rows are counted below.
             print(f"Probing {target['model']} at {target['base_url']}", file=stdout, flush=True)
-            findings, requests, usage = asyncio.run(probe_target(loaded, target, check_target))
+            findings, requests, usage = asyncio.run(probe_target(loaded, target, check_target, backend=backend))
     except BaseException:
         with contextlib.suppress(OSError):
             out_dir.rmdir()  # only when empty: a local server's log stays for the diagnosis

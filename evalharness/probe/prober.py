@@ -1,4 +1,5 @@
-"""The probe's plumbing: findings, the request sender with shared baselines, and the server's tokenizer."""
+"""The probe's plumbing: findings, and the request sender with shared baselines (the server's tokenizer is
+``tokens.TokenCounter``)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
 from evalharness import backend as kinds
 from evalharness.backend import Backend, Outcome
 from evalharness.config import ThinkingOptions
 from evalharness.params import build_body
 from evalharness.thinking import apply_thinking
-from evalharness.tokens import server_root
+from evalharness.tokens import TokenCounter
 
 Verdict = Literal["honored", "ignored", "rejected", "inconclusive"]
 VERDICTS: tuple[Verdict, ...] = ("honored", "ignored", "rejected", "inconclusive")
@@ -89,7 +88,7 @@ class Prober:
     """
 
     def __init__(self, chat: Backend, model: str, base: dict[str, Any], thinking: ThinkingOptions, *,
-                 max_retries: int = 2, tokenizer: Tokenizer | None = None,
+                 max_retries: int = 2, tokenizer: TokenCounter | None = None,
                  check_target: Callable[[], Awaitable[None]] | None = None) -> None:
         self.chat = chat
         # For a server the harness started: raises TargetCrashed once it has died, which ends the probe.
@@ -145,29 +144,5 @@ class Prober:
         return self._shared[key]
 
 
-class Tokenizer:
-    """Token ids from the server's own tokenize endpoint: llama-cpp-python's or vLLM/SGLang's."""
-
-    def __init__(self, base_url: str, model: str, headers: dict[str, str], *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.root = server_root(base_url)
-        self.model = model
-        self.headers = headers
-        self.transport = transport
-        self.tried: list[str] = []
-
-    async def ids(self, text: str) -> list[int] | None:
-        attempts = [("/extras/tokenize", {"input": text}),
-                    ("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})]
-        async with httpx.AsyncClient(headers=self.headers, timeout=30, transport=self.transport) as http:
-            for path, payload in attempts:
-                if path not in self.tried:
-                    self.tried.append(path)
-                try:
-                    response = await http.post(self.root + path, json=payload)
-                    tokens = response.json().get("tokens") if response.status_code == 200 else None
-                except (httpx.HTTPError, ValueError, AttributeError):
-                    continue
-                if isinstance(tokens, list) and tokens and all(isinstance(t, int) for t in tokens):
-                    return tokens
-        return None
+#: The probe reads token ids with the counter the runner counts usage with (``TokenCounter.ids``).
+Tokenizer = TokenCounter
