@@ -115,6 +115,8 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
     see the module docstring), and so are the per-case exact tests behind them: a case that regressed is
     a failing verdict of its own, named by suite/id with its counts.
 
+    Each verdict's ``gate`` is its gate's index in ``gates`` (the config's list); None for ``--baseline``.
+
     A regressed verdict fails; improved, unchanged and inconclusive pass (inconclusive says how big a change
     the run could have seen). A gate that cannot be measured fails, as plain gates do, except that
     ``baseline: previous`` passes when there is no earlier run yet (the first run of a config).
@@ -138,10 +140,10 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
                              baseline, baseline.units(b["cell_id"]).get(name), run.units(n["cell_id"]).get(name),
                              metric, tol, required, asked))
 
-    for gate in gates:
+    for index, gate in enumerate(gates):
         if gate.baseline is None:
             continue
-        entry: GateVerdict = {"metric": gate.metric, "where": gate.where, "min": None, "max": None,
+        entry: GateVerdict = {"gate": index, "metric": gate.metric, "where": gate.where, "min": None, "max": None,
                               "baseline": gate.baseline, "max_drop": gate.max_drop, "max_rise": gate.max_rise,
                               "population": gate.population}
         baseline = baselines.by_spec.get(gate.baseline)
@@ -152,7 +154,7 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
         add(entry, baseline, gate.where, [gate.metric],
             gate.max_drop if gate.max_drop is not None else gate.max_rise, required=True, asked=gate.population)
     if baselines.cli is not None:
-        cli_entry: GateVerdict = {"metric": "*", "where": {}, "min": None, "max": None,
+        cli_entry: GateVerdict = {"gate": None, "metric": "*", "where": {}, "min": None, "max": None,
                                   "baseline": str(baselines.cli.run_dir), "max_drop": None, "max_rise": None,
                                   "population": population}
         add(cli_entry, baselines.cli, {}, DEFAULT_METRICS, None, required=False, asked=population)

@@ -98,18 +98,19 @@ def judge_sample(gate: Gate, found: GateVerdict, cell: CellSummary, planned: int
 def evaluate_gates(gates: list[Gate], cells: list[CellSummary], totals: Totals, *,
                    defaults: dict[str, Any] | None = None, case_counts: CaseCounts | None = None,
                    planned: int | None = None) -> list[GateVerdict]:
-    """One verdict per gate and matching cell (or one for a ``totals.*`` gate).
+    """One verdict per gate and matching cell (or one for a ``totals.*`` gate), each with ``gate``: the gate's
+    index in ``gates`` (the config's list, baseline gates included and skipped here).
 
     ``defaults`` are the config's, for matching ``where``; ``case_counts`` gives ``per_case`` gates the
     counts of each case in a cell (without it they cannot be judged and fail); ``planned`` is the requests
     planned per cell, against which each verdict's ``n`` is set.
     """
     verdicts: list[GateVerdict] = []
-    for gate in gates:
+    for index, gate in enumerate(gates):
         if gate.baseline is not None:  # judged against another run, in baselines.baseline_verdicts
             continue
-        base: GateVerdict = {"metric": gate.metric, "min": gate.min, "max": gate.max, "where": gate.where,
-                "per_case": gate.per_case, "min_n": gate.min_n}
+        base: GateVerdict = {"gate": index, "metric": gate.metric, "min": gate.min, "max": gate.max,
+                             "where": gate.where, "per_case": gate.per_case, "min_n": gate.min_n}
         if gate.metric.startswith("totals."):
             value = totals.get(gate.metric.removeprefix("totals."))
             if not isinstance(value, (int, float)):

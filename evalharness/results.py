@@ -105,13 +105,16 @@ class GateVerdict:
     cell: str | None
     cell_id: str | None
     case: str | None
+    #: The gate's index in the config's ``gates`` (None for a ``run --baseline`` verdict, and in summaries
+    #: written before verdicts said it).
+    gate: int | None
     raw: shapes.GateVerdict = field(repr=False)
 
     @classmethod
     def from_summary(cls, data: shapes.GateVerdict) -> GateVerdict:
         return cls(metric=data["metric"], passed=bool(data["passed"]), value=_number(data.get("value")),
                    reason=data.get("reason"), cell=data.get("label"), cell_id=data.get("cell_id"),
-                   case=data.get("case"), raw=data)
+                   case=data.get("case"), gate=data.get("gate"), raw=data)
 
     @property
     def name(self) -> str:

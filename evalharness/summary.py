@@ -74,7 +74,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
             counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
         return counted[cell_id].get(metric, {})
 
-    verdicts = evaluate_gates([g for g in gates if g.baseline is None], cells, totals,
+    verdicts = evaluate_gates(gates, cells, totals,
                               defaults=manifest["config"].get("defaults"), case_counts=counts,
                               planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
     if gates_enabled:

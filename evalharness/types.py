@@ -378,10 +378,11 @@ class GateVerdict(TypedDict, total=False):
     """One gate's verdict on one cell (or on the run's totals, or a case of a baseline gate).
 
     ``gate`` is the gate's index in the config's ``gates`` list (several verdicts share it: one per matching
-    cell); the gate's own fields are repeated so that a verdict reads on its own.
+    cell), None for a ``run --baseline`` verdict; the gate's own fields are repeated so that a verdict reads on
+    its own.
     """
 
-    gate: int
+    gate: int | None
     metric: str
     min: float | None
     max: float | None

@@ -95,3 +95,20 @@ def test_a_bad_config_is_a_collection_error_naming_the_key(project: pytest.Pytes
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "--evalharness", "bad.yaml")
     result.stdout.fnmatch_lines(["*evalharness: *bad.yaml:5: repeats: *greater than or equal to 1*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_each_gate_item_judges_its_own_gate_though_another_has_the_same_fields(pytester: pytest.Pytester) -> None:
+    # The two gates differ only in min_n: the first passes, the second (n=2 < 100) must fail, alone.
+    pytester.makefile(".yaml", suite="name: one\ncases:\n  - id: sea\n    prompt: Say hello.\n", config="""\
+name: twins
+target: {kind: local}
+suites: [suite.yaml]
+defaults: {max_tokens: 4, temperature: 0}
+repeats: 2
+gates:
+  - {metric: error_rate, max: 0.0}
+  - {metric: error_rate, max: 0.0, min_n: 100}
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--evalharness", "config.yaml", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*measured on n=2, fewer than min_n=100*"])
