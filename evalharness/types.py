@@ -95,6 +95,17 @@ class Record(TypedDict):
     target: NotRequired[str]
 
 
+# --- the target ---------------------------------------------------------------------------------------------
+
+class TargetInfo(TypedDict):
+    """Where a run's requests went, as the manifest and summary.json say: ``kind`` (``openai``, ``local``, or
+    ``python`` for a backend given in Python), its address, and the model the request bodies name."""
+
+    kind: str
+    base_url: str
+    model: str
+
+
 # --- manifest.json ----------------------------------------------------------------------------------------
 
 class PlannedCell(TypedDict):
@@ -123,7 +134,7 @@ class Manifest(TypedDict):
     config_dir: str
     #: The validated config as JSON (``config.Config.model_dump``): read as a JSON document.
     config: dict[str, Any]
-    target: dict[str, Any]
+    target: TargetInfo
     transport: dict[str, Any]
     plan: ManifestPlan
     #: ``suite/case_id`` -> ``scoring.metrics.CaseSpec.to_manifest()``.
@@ -220,6 +231,23 @@ class CellSummary(TypedDict):
     checks: dict[str, CheckTally]
 
 
+class TokenCheck(TypedDict):
+    reported: int
+    counted: int
+    difference: float | None
+
+
+class UsageCheck(TypedDict, total=False):
+    """Reported usage against the model server's tokenizer on a sample of responses (usage.usage_check)."""
+
+    sample: int
+    endpoint: str | None
+    completion_tokens: TokenCheck
+    prompt_tokens: TokenCheck
+    estimated_by_gateway: bool
+    note: str
+
+
 class Totals(TypedDict, total=False):
     """The run's totals in summary.json (a ``totals.*`` gate reads them)."""
 
@@ -233,7 +261,7 @@ class Totals(TypedDict, total=False):
     usage_source: str | None
     usage_sources: dict[str, int]
     prompt_tokens_estimated: bool
-    usage_check: dict[str, Any] | None
+    usage_check: UsageCheck | None
     cached_tokens: int
     cached_saving: float
     currency: str
@@ -432,7 +460,7 @@ class Summary(TypedDict):
 
     run_id: str
     name: str
-    target: dict[str, Any]
+    target: TargetInfo
     started_at: str
     complete: bool
     stop_reason: str | None

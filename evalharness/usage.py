@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, NotRequired, TypedDict, cast
 
-from evalharness.types import MetricValue, Record, SourceMarks, Usage
+from evalharness.types import MetricValue, Record, SourceMarks, Usage, UsageCheck
 
 if TYPE_CHECKING:  # config imports the metric catalogue, which reads usage through this module
     from evalharness.config import Pricing
@@ -126,7 +126,7 @@ def _share(reported: int, counted: int) -> float | None:
     return abs(reported - counted) / counted if counted else None
 
 
-def usage_check(records: Iterable[UsageSample]) -> dict[str, Any] | None:
+def usage_check(records: Iterable[UsageSample]) -> UsageCheck | None:
     """Reported usage against tokens counted with the model server's tokenizer, on the records the run
     sampled for it (``usage_check`` on a record). None when none was sampled: without a tokenizer endpoint
     there is nothing to say.
@@ -158,4 +158,4 @@ def usage_check(records: Iterable[UsageSample]) -> dict[str, Any] | None:
         out["note"] = (f"usage looks estimated by a gateway: reported {field.replace('_', ' ')} differ by "
                        f"{100 * worst[0]:.0f}% from the model server's tokenizer ({out[field]['reported']} "
                        f"reported, {out[field]['counted']} counted, over {len(sampled)} responses)")
-    return out
+    return cast(UsageCheck, out)  # built by field name above: the keys of UsageCheck

@@ -25,6 +25,7 @@ from evalharness.proxy import route_for
 from evalharness.store import new_run_id, write_json
 from evalharness.tokens import TokenCounter
 from evalharness.transport import side_transport
+from evalharness.types import TargetInfo, UsageCheck
 from evalharness.usage import UsageSample, usage_check
 
 _HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
@@ -75,7 +76,7 @@ def format_table(results: list[dict[str, Any]], width: int = 110) -> str:
 
 
 
-async def check_usage(prober: Prober, counter: TokenCounter) -> dict[str, Any] | None:
+async def check_usage(prober: Prober, counter: TokenCounter) -> UsageCheck | None:
     """The usage check (``usage.usage_check``) on the probe's first answers that carried usage; None without
     a tokenizer endpoint to count with."""
     records: list[UsageSample] = []
@@ -87,8 +88,8 @@ async def check_usage(prober: Prober, counter: TokenCounter) -> dict[str, Any] |
     return usage_check(records)
 
 
-async def probe_target(loaded: LoadedConfig, target: dict[str, Any], check_target: TargetCheck | None = None,
-                       *, backend: Backend | None = None) -> tuple[list[Finding], int, dict[str, Any] | None]:
+async def probe_target(loaded: LoadedConfig, target: TargetInfo, check_target: TargetCheck | None = None,
+                       *, backend: Backend | None = None) -> tuple[list[Finding], int, UsageCheck | None]:
     """Run every experiment against ``target``; the findings in table order, the number of requests, and the
     usage check.
 
