@@ -124,6 +124,18 @@ class ManifestPlan(TypedDict):
     item_ids_digest: str
 
 
+class CaseEntry(TypedDict):
+    """What the manifest keeps of a case for scoring (``scoring.metrics.CaseSpec.to_manifest``): its
+    ``expect``, JSON Schema and extractor as the suite gave them, and for a case with checks of its own, the
+    checks and what they are shown of the case."""
+
+    expect: dict[str, Any] | None
+    schema: dict[str, Any] | None
+    extract: dict[str, Any] | None
+    checks: NotRequired[list[dict[str, Any]]]
+    context: NotRequired[dict[str, Any]]
+
+
 class Manifest(TypedDict):
     """manifest.json: what was asked (the config with secrets dropped, the plan, each case's spec)."""
 
@@ -137,8 +149,8 @@ class Manifest(TypedDict):
     target: TargetInfo
     transport: dict[str, Any]
     plan: ManifestPlan
-    #: ``suite/case_id`` -> ``scoring.metrics.CaseSpec.to_manifest()``.
-    cases: dict[str, dict[str, Any]]
+    #: ``suite/case_id`` -> what scoring needs of the case.
+    cases: dict[str, CaseEntry]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from evalharness.scoring.registry import CheckContext
 from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.scoring.usercheck import CheckOutcome, CheckRef, Resolved, resolve, run_check
 from evalharness.suites import Expect, Extractor
-from evalharness.types import MetricValue, Record, Usage
+from evalharness.types import CaseEntry, MetricValue, Record, Usage
 from evalharness.usage import cached_tokens, source_fields, with_marks
 
 Metric = MetricValue
@@ -99,19 +99,20 @@ class CaseSpec:
                     or (self.extract and self.extract.json_pointer))
 
     @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> CaseSpec:
+    def from_manifest(cls, data: CaseEntry) -> CaseSpec:
         return cls(expect=Expect.model_validate(data["expect"]) if data.get("expect") else None,
                    schema=data.get("schema"),
                    extract=Extractor.model_validate(data["extract"]) if data.get("extract") else None,
                    checks=tuple(CheckRef.from_manifest(c) for c in data.get("checks") or ()),
                    context=data.get("context") or {})
 
-    def to_manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"expect": self.expect.model_dump(exclude_none=True) if self.expect else None,
-                               "schema": self.schema,
-                               "extract": self.extract.model_dump(exclude_none=True) if self.extract else None}
+    def to_manifest(self) -> CaseEntry:
+        out: CaseEntry = {"expect": self.expect.model_dump(exclude_none=True) if self.expect else None,
+                          "schema": self.schema,
+                          "extract": self.extract.model_dump(exclude_none=True) if self.extract else None}
         if self.checks:  # only then: what a case is shown is kept for re-scoring, not for every case
-            out.update(checks=[c.to_manifest() for c in self.checks], context=self.context)
+            out["checks"] = [c.to_manifest() for c in self.checks]
+            out["context"] = self.context
         return out
 
 
