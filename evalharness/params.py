@@ -16,6 +16,10 @@ from evalharness.thinking import HARNESS_KEYS, PRESETS, normalize_thinking
 PresetName = Literal["qwen3-thinking", "qwen3-non-thinking"]
 
 
+#: The constraints of vLLM's ``structured_outputs`` object; one per request.
+STRUCTURED_OUTPUT_KINDS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+
+
 class RequestParams(BaseModel):
     """The chat-completions parameters a config may set in ``defaults``, a grid axis or a case."""
 
@@ -37,7 +41,9 @@ class RequestParams(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
-    structured_outputs: bool | None = None
+    # A switch on some gateways; vLLM's own form is an object of one constraint: {json: SCHEMA},
+    # {choice: [...]}, {regex: ...}, {grammar: ...} (a bool there is answered with HTTP 500).
+    structured_outputs: bool | dict[str, Any] | None = None
     stop: list[str] | str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
@@ -96,6 +102,20 @@ class RequestParams(BaseModel):
                 except SchemaError as exc:
                     raise ValueError(f"tools[{i}] ({fn['name']}): parameters is not a valid JSON Schema: "
                                      f"{exc.message}") from exc
+        return value
+
+    @field_validator("structured_outputs")
+    @classmethod
+    def _one_constraint(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            given = [k for k in STRUCTURED_OUTPUT_KINDS if value.get(k) is not None]
+            if len(given) != 1:
+                raise ValueError(f"structured_outputs is true/false or an object with exactly one of "
+                                 f"{', '.join(STRUCTURED_OUTPUT_KINDS)} (vLLM's form, e.g. {{choice: [yes, no]}}); "
+                                 f"got {', '.join(given) or 'none of them'}")
+            if given == ["choice"] and not (isinstance(value["choice"], list) and value["choice"]
+                                            and all(isinstance(c, str) for c in value["choice"])):
+                raise ValueError("structured_outputs.choice is a non-empty list of strings")
         return value
 
     @field_validator("tool_choice")

@@ -27,6 +27,7 @@ from evalharness import backend as kinds
 from evalharness.backend import Outcome
 from evalharness.errors import TargetUnavailable
 from evalharness.probe.prober import OPEN, Finding, Prober, contrast, failure, quote, text_of
+from evalharness.probe.ties import TIES, judge_collapse
 from evalharness.scoring.checks import is_json, parse_json_strict, schema_errors
 
 # Penalties act only on tokens the answer has already generated, so their prompt must make the greedy answer
@@ -34,11 +35,13 @@ from evalharness.scoring.checks import is_json, parse_json_strict, schema_errors
 # (A short poem did not: SmolLM2's 16 greedy tokens of one repeat nothing, so no penalty could change them.)
 COUNTING = "Count from 1 to 20."
 JSON_PROMPT = "Name a fruit. Answer in JSON."   # answered in prose without JSON mode; short JSON with it
+CHOICES = ("ALPHA-7", "OMEGA-3")  # structured_outputs.choice: nothing the open prompt's answer would say
 TOOL_PROMPT = "What is the weather in Paris right now? Use the get_weather tool."
 THINK_PROMPT = "What is 17 plus 25?"
 SHORT = 16          # output tokens for the sampling experiments
 WARM = 1.0          # the "sampling is on" temperature
 SEEDS = (11, 12)
+TOP_LOGPROBS = 5    # alternatives per position when looking for tied tokens
 JSON_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"fruit": {"type": "string"}},
                                "required": ["fruit"], "additionalProperties": False}
 JSON_TOKENS = 48
@@ -71,6 +74,8 @@ SETTLE: dict[str, str] = {
 }
 SETTLE["top_p"] = SETTLE["min_p"] = SETTLE["top_k"]
 SETTLE["max_completion_tokens"] = SETTLE["max_tokens"]
+TIES_HINT = ("ties come from rounding logits in reduced precision (bfloat16, float16): probe a server that "
+             "computes in float32 (vLLM: --dtype float32) to see the filter itself")
 FAILED_HINT = "probe again once the target answers reliably (for timeouts, raise run.timeout_s)"
 
 
@@ -78,7 +83,8 @@ def settle(finding: Finding) -> Finding:
     """An inconclusive finding with what would make it conclusive, where the evidence does not say already."""
     if finding.verdict != "inconclusive" or finding.parameter == "logit_bias":
         return finding
-    hint = FAILED_HINT if "the request failed" in finding.evidence else SETTLE.get(finding.parameter)
+    hint = (FAILED_HINT if "the request failed" in finding.evidence
+            else TIES_HINT if finding.evidence.startswith(TIES) else SETTLE.get(finding.parameter))
     if not hint:
         return finding
     return Finding(finding.parameter, finding.verdict, f"{finding.evidence} — to settle it: {hint}")
@@ -140,7 +146,8 @@ async def temperature_and_seed(p: Prober) -> list[Finding]:
 
 
 async def _collapses_to_greedy(p: Prober, name: str, value: float) -> list[Finding]:
-    """A filter set to keep only the best token makes a warm, seeded sample equal the greedy output."""
+    """A filter set to keep only the best token makes a warm, seeded sample equal the greedy output; where it
+    does not, ``ties.judge_collapse`` tells a filter that did nothing from one defeated by tied logits."""
     greedy, *controls = await asyncio.gather(greedy_of(p), *(seeded(p, s) for s in SEEDS))
     tested = await asyncio.gather(*(p.ask({"temperature": WARM, "seed": s, name: value, "max_tokens": SHORT})
                                     for s in SEEDS))
@@ -155,8 +162,15 @@ async def _collapses_to_greedy(p: Prober, name: str, value: float) -> list[Findi
             return [Finding(name, "honored", f"{setting} gave the greedy output {quote(g)}; "
                                              f"without {name} the same seeds did not")]
         return [Finding(name, "inconclusive", f"the seeded samples equal the greedy output even without {name}")]
-    return [Finding(name, "ignored", f"{setting} still sampled: {quote(text_of(tested[0]))}, "
-                                     f"not the greedy {quote(g)}")]
+    scored = await greedy_logprobs(p)
+    return [judge_collapse(name, setting, g, [text_of(o) for o in tested],
+                           [text_of(c) if c.ok else None for c in controls], scored.logprobs if scored.ok else None)]
+
+
+def greedy_logprobs(p: Prober) -> Awaitable[Outcome]:
+    """The greedy output again with its log-probabilities, to find tied tokens (asked only when needed)."""
+    return p.shared("greedy-logprobs", {"temperature": 0, "max_tokens": SHORT, "logprobs": True,
+                                        "top_logprobs": TOP_LOGPROBS}, OPEN)
 
 
 async def top_k(p: Prober) -> list[Finding]:
@@ -366,7 +380,26 @@ async def response_formats(p: Prober) -> list[Finding]:
         "structured_outputs", "inconclusive",
         "accepted without error; " + ("this server rejects json_schema, so there is nothing for it to switch"
                                       if rejected else "its effect on json_schema output is not measured")))
+    out.append(await structured_choice(p))
     return out
+
+
+async def structured_choice(p: Prober) -> Finding:
+    """vLLM's object form, ``structured_outputs: {choice: [...]}``: the answer must be one of the choices,
+    which the model would never write about the sea by itself."""
+    name = "structured_outputs.choice"
+    greedy, o = await asyncio.gather(greedy_of(p), p.ask({"temperature": 0, "max_tokens": SHORT,
+                                                          "structured_outputs": {"choice": list(CHOICES)}}))
+    failed = failure(name, o)
+    if failed:
+        return failed
+    got = (o.content or "").strip()
+    if got in CHOICES:
+        if greedy.ok and (greedy.content or "").strip() in CHOICES:
+            return Finding(name, "inconclusive", f"answered {quote(got)}, but the model says that without it too")
+        return Finding(name, "honored", f"choice {list(CHOICES)} gave {quote(got)}; without it: "
+                                        f"{quote(text_of(greedy))}")
+    return Finding(name, "ignored", f"choice {list(CHOICES)}, yet the answer was {quote(text_of(o))}")
 
 
 async def tools(p: Prober) -> list[Finding]:

@@ -64,11 +64,15 @@ def contrast(changed: str, before: str, limit: int = 40) -> str:
 
 
 def failure(parameter: str, outcome: Outcome, what: str = "") -> Finding | None:
-    """A finding for a failed request: an HTTP error is a rejection, anything else leaves it open."""
+    """A finding for a failed request: an HTTP error is a rejection, anything else leaves it open.
+
+    A 5xx is a rejection too (the plain baseline request was answered, so it is this parameter the server
+    fails on: vLLM answers a ``structured_outputs`` it cannot read with HTTP 500), said as a server error."""
     if outcome.ok:
         return None
     if outcome.error_kind == kinds.HTTP and outcome.status is not None and outcome.status not in RETRY_STATUS:
-        return Finding(parameter, "rejected", f"{what}{outcome.error}")
+        server = "server error: " if outcome.status >= 500 else ""
+        return Finding(parameter, "rejected", f"{what}{server}{outcome.error}")
     return Finding(parameter, "inconclusive", f"{what}the request failed: {outcome.error}")
 
 

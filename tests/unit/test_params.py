@@ -76,11 +76,31 @@ def test_n_is_not_a_parameter() -> None:
      "not a valid JSON Schema"),
     ({"tool_choice": {"function": {"name": "f"}}}, "tool_choice"),
     ({"thinking": "maybe"}, "'on' or 'off'"),
+    ({"structured_outputs": {"choice": ["a"], "regex": "b"}}, "exactly one of json, regex"),
+    ({"structured_outputs": {"schema": {}}}, "got none of them"),
+    ({"structured_outputs": {"choice": "yes"}}, "non-empty list of strings"),
     ({"preset": "qwen3-fast"}, "qwen3-thinking"),
 ])
 def test_bad_values_are_refused_with_a_reason(params: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError, match=words.replace("[", r"\[").replace("]", r"\]")):
         RequestParams.model_validate(params)
+
+
+@pytest.mark.parametrize("value", [True, {"json": {"type": "object"}}, {"choice": ["yes", "no"]},
+                                   {"regex": "[0-9]+", "disable_any_whitespace": True}])
+def test_structured_outputs_in_both_shapes_is_sent_as_written(value: Any) -> None:
+    # A bool for the gateways that take a switch; vLLM's object form, with its options beside the constraint.
+    sent = RequestParams.model_validate({"structured_outputs": value}).model_dump(exclude_unset=True)
+    assert build_body("m", USER, sent, stream=False)["structured_outputs"] == value
+
+
+def test_a_bad_structured_outputs_object_is_a_config_error_with_its_line(write_config: Callable[..., Path]) -> None:
+    path = write_config(CONFIG.format(grid="  structured_outputs: [{choice: [a, b]}, {choise: [a]}]",
+                                      target_extra=""))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert (info.value.file, info.value.key, info.value.line) == (str(path), "grid.structured_outputs[1]", 9)
+    assert "exactly one of json, regex, choice" in str(info.value)
 
 
 def test_yaml_integer_token_ids_and_on_off_booleans_are_understood() -> None:

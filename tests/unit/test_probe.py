@@ -29,7 +29,8 @@ HONOURED = {
     "logit_bias": "honored", "logprobs": "honored", "top_logprobs": "honored", "frequency_penalty": "honored",
     "presence_penalty": "honored", "repetition_penalty": "honored",
     "response_format.json_object": "honored", "response_format.json_schema": "honored",
-    "structured_outputs": "inconclusive", "tools": "inconclusive", "tool_choice": "honored",
+    "structured_outputs": "inconclusive", "structured_outputs.choice": "honored", "tools": "inconclusive",
+    "tool_choice": "honored",
     "parallel_tool_calls": "inconclusive", "verbosity": "honored", "thinking": "honored"}
 
 
@@ -84,6 +85,10 @@ class FakeServer:
             message["tool_calls"] = [{"id": "c", "type": "function", "function": {
                 "name": choice["function"]["name"], "arguments": '{"city": "Paris"}'}}]
             return self.response(message, "tool_calls", 5)
+        constraint = self.given(body, "structured_outputs")
+        if isinstance(constraint, dict) and "choice" in constraint:
+            message["content"] = constraint["choice"][-1]
+            return self.response(message, "stop", 3)
         if fmt in ("json_object", "json_schema") and fmt not in self.ignore:
             message["content"] = '{"fruit": "apple"}'
             return self.response(message, "stop", 6)

