@@ -21,7 +21,11 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yields its root URL (``http://127.0.0.1:PORT``; the API is under ``/v1``).
 
     Where it is not installed the tests that use it are skipped with the reason, except under CI (``CI`` set),
-    where they fail: `make test` installs it, so a CI run never skips them silently."""
+    where they fail: `make test` installs it, so a CI run never skips them silently. ``EVALHARNESS_VLLM_URL``
+    names a server already running (``python -m tests.vllm.server``) to use instead."""
+    if os.environ.get(server.URL_ENV):
+        yield os.environ[server.URL_ENV].rstrip("/")
+        return
     try:
         server.installed()
     except server.VllmNotInstalled as exc:

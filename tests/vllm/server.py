@@ -21,6 +21,7 @@ import httpx
 
 from evalharness.local import free_port, log_tail
 
+URL_ENV = "EVALHARNESS_VLLM_URL"     # a vLLM already serving the converted model as smollm2: used as it is
 PYTHON_ENV = "EVALHARNESS_VLLM_PYTHON"
 MODEL_ENV = "EVALHARNESS_VLLM_MODEL"
 MODEL_NAME = "smollm2"
@@ -102,3 +103,24 @@ def running(log: Path, timeout_s: float = START_TIMEOUT_S) -> Iterator[str]:
         yield base_url
     finally:
         stop(proc)
+
+
+def main() -> int:
+    """``python -m tests.vllm.server``: serve until interrupted, for running the vLLM tests again and again
+    against one server (``EVALHARNESS_VLLM_URL=…`` as printed) instead of starting one per test session."""
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "evalharness-vllm.log"
+    print(f"Starting vLLM (log: {log}) …", flush=True)
+    try:
+        with running(log) as base_url:
+            print(f"Serving smollm2 at {base_url}/v1 — for the tests: export {URL_ENV}={base_url}", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except VllmUnavailable as exc:
+        print(exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    raise SystemExit(main())
