@@ -16,6 +16,10 @@ from typing import Any
 
 import pytest
 
+# The server's start (about 2.5 minutes) and the probe (74 requests) fall into the first tests' setup, and on a
+# busy 2-core machine they took 6 and 9.5 minutes: more room than pytest's default 600 s per test.
+pytestmark = pytest.mark.timeout(1800)
+
 SUITE = """\
 name: mini
 cases:
@@ -36,7 +40,7 @@ grid:
   temperature: [0, 1.0]
   structured_outputs: [null, {{json: {{type: object}}}}]
 repeats: 2
-run: {{concurrency: 2, stream: true, timeout_s: 60, max_retries: 1}}
+run: {{concurrency: 2, stream: true, timeout_s: 120, max_retries: 1}}
 gates:
   - {{metric: error_rate, max: 0.0}}
 """
@@ -45,13 +49,13 @@ PROBE = """\
 name: vllm-probe
 target: {{base_url: "{base_url}/v1", model: smollm2, api_key_env: null}}
 suites: [suite.yaml]
-run: {{concurrency: 1, timeout_s: 60, max_retries: 1}}
+run: {{concurrency: 1, timeout_s: 120, max_retries: 1}}
 """
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "evalharness", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=1200)
 
 
 def setup(folder: Path, config: str, base_url: str) -> None:
