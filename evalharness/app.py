@@ -86,13 +86,16 @@ def compare(base_run: str, new_run: str, *, rate_tolerance: float, latency_toler
     return 0 if result.passed else 1
 
 
-def history(dirs: list[str], *, out: str | None = None, last: int | None = None, rate_tolerance: float = 0.0,
+def history(dirs: list[str], *, out: str | None = None, last: int | None = None, jobs: int = 1,
+            rate_tolerance: float = 0.0,
             latency_tolerance: float = 1.0, population: Population = "suite", stdout: TextIO | None = None) -> int:
     """``evalharness history DIR...``: writes history.html and history.json; exit 0 (it judges nothing new)."""
     if last is not None and last < 1:
         raise UsageError("--last: want a number of runs >= 1")
     folder = Path(out) if out else default_out(dirs)
-    written, paths = write_history(dirs, folder, last=last, question=Question(population, rate_tolerance,
+    if jobs < 1:
+        raise UsageError("--jobs: want a number of processes >= 1")
+    written, paths = write_history(dirs, folder, last=last, jobs=jobs, question=Question(population, rate_tolerance,
                                                                              latency_tolerance))
     stdout = stdout or sys.stdout
     runs = written["runs"]
@@ -102,8 +105,9 @@ def history(dirs: list[str], *, out: str | None = None, last: int | None = None,
     print(f"{len(runs)} runs, {sum(not r['passed'] for r in runs)} with a failed gate, {len(regressed)} with a "
           "regression against the run before", file=stdout)
     for r in regressed:
-        print(f"  {r['run_id']}: " + "; ".join(g["message"] for g in r["regressions"][:3])
-              + (f" (and {len(r['regressions']) - 3} more)" if len(r["regressions"]) > 3 else ""), file=stdout)
+        more = len(r["regressions"]) - 1
+        print(f"  {r['run_id']}: {r['regressions'][0]['message']}" + (f" (and {more} more)" if more else ""),
+              file=stdout)
     for p in paths:
         print(f"  {p}", file=stdout)
     return 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -75,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where to write history.html and history.json (default: the "
                                                 "folder of runs given, or the one folder the runs are in)")
     p.add_argument("--last", type=int, metavar="N", help="only the latest N complete runs")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="processes that judge runs not judged before (default: the CPU count)")
     p.add_argument("--max-drop", type=tolerance, default=regress.RATE_TOLERANCE, metavar="POINTS",
                    help="as for compare")
     p.add_argument("--max-slowdown", type=tolerance, default=regress.LATENCY_TOLERANCE, metavar="FRACTION",
@@ -117,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                latency_tolerance=args.max_slowdown, population=args.population,
                                json_out=args.json, fmt=args.format)
         if args.command == "history":
-            return app.history(args.dirs, out=args.out, last=args.last, rate_tolerance=args.max_drop,
+            return app.history(args.dirs, out=args.out, last=args.last, jobs=args.jobs, rate_tolerance=args.max_drop,
                                latency_tolerance=args.max_slowdown, population=args.population)
         if args.command == "github-comment":
             return app.github_comment(args.body_file, repo=args.repo, number=args.pr, token_env=args.token_env,

@@ -496,12 +496,11 @@ class HistoryPoint(TypedDict):
 
 
 class HistoryCell(TypedDict):
-    """A cell of one run in the history; ``key`` matches it across runs (its params, canonical)."""
+    """A cell of the history (every run that has these params): ``key`` names it in each run's ``cells``."""
 
     key: str
     label: str
     params: dict[str, Any]
-    metrics: dict[str, HistoryPoint]
 
 
 class HistoryRegression(TypedDict, total=False):
@@ -542,7 +541,8 @@ class HistoryRun(TypedDict):
     gates_total: int
     against: str | None
     note: str | None
-    cells: list[HistoryCell]
+    #: cell key → metric → value; a metric without a value in this run is absent.
+    cells: dict[str, dict[str, HistoryPoint]]
     regressions: list[HistoryRegression]
 
 
@@ -557,5 +557,6 @@ class History(TypedDict):
     generated_by: str
     metrics: list[str]
     analysis: str
+    cells: list[HistoryCell]
     runs: list[HistoryRun]
     skipped: list[HistorySkipped]

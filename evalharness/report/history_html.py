@@ -90,7 +90,7 @@ def _heading(metric: str) -> str:
 
 
 def trend_chart(metric: str, points: list[HistoryPoint | None], run_ids: list[str], marked: dict[int, str],
-                gate_failed: list[bool]) -> Markup:
+                gate_failed: list[bool], xs: list[str] | None = None) -> Markup:
     """The value of ``metric`` in each run (None: the cell or the metric is absent there) with its interval as a
     band; ``marked`` runs (index → why) get a red mark, runs whose gates failed a tick under the axis."""
     kind = _kind(metric)
@@ -101,8 +101,11 @@ def trend_chart(metric: str, points: list[HistoryPoint | None], run_ids: list[st
     frame = Frame(width=580, height=140, left=52, right=12, top=8, bottom=26, x0=0.0, x1=float(max(1, n - 1)),
                   y0=0.0, y1=yticks[-1])
 
+    # Every chart of a page has the same x positions: given once (``xs``), not computed per point.
+    xs = xs or run_positions(n)
+
     def x(i: int) -> str:
-        return _num(frame.x(i) if n > 1 else (frame.left + frame.width - frame.right) / 2)
+        return xs[i]
 
     def y(v: float) -> str:
         return _num(frame.y(v))
@@ -165,6 +168,13 @@ def trend_chart(metric: str, points: list[HistoryPoint | None], run_ids: list[st
     return _svg(frame.width, frame.height, f"{_heading(metric)} over {n} runs", body, "chart trend")
 
 
+def run_positions(n: int) -> list[str]:
+    """The x coordinate of each of ``n`` runs in a trend chart (one run: the middle)."""
+    frame = Frame(width=580, height=140, left=52, right=12, top=8, bottom=26, x0=0.0, x1=float(max(1, n - 1)),
+                  y0=0.0, y1=1.0)
+    return [_num(frame.x(i) if n > 1 else (frame.left + frame.width - frame.right) / 2) for i in range(n)]
+
+
 def _regression_text(r: HistoryRegression) -> str:
     return r.get("message") or f"{r['metric']} [{r['cell']}] regressed"
 
@@ -174,6 +184,7 @@ def build_history_view(history: History) -> HistoryView:
     runs = history["runs"]
     run_ids = [r["run_id"] for r in runs]
     gate_failed = [not r["passed"] for r in runs]
+    xs = run_positions(len(runs))
     rows = [RunRow(index=i + 1, anchor=f"run-{i + 1}", run_id=r["run_id"], report=r["report"],
                    started_at=r["started_at"], passed=r["passed"],
                    gates=(f"{r['gates_total'] - len(r['gates_failed'])} of {r['gates_total']} pass"
@@ -183,13 +194,10 @@ def build_history_view(history: History) -> HistoryView:
                    note=r["note"])
             for i, r in enumerate(runs)]
     # Cells in the order they first appear; a cell absent from a run has no point there.
-    order: dict[str, str] = {}
-    for r in runs:
-        for c in r["cells"]:
-            order.setdefault(c["key"], c["label"])
-    by_run = [{c["key"]: c for c in r["cells"]} for r in runs]
+    by_run = [r["cells"] for r in runs]
     cells: list[CellView] = []
-    for number, (key, label) in enumerate(order.items(), start=1):
+    for number, cell in enumerate(history["cells"], start=1):
+        key, label = cell["key"], cell["label"]
         present = [i for i, cs in enumerate(by_run) if key in cs]
         charts: list[Chart] = []
         case_lines: list[str] = []
@@ -197,7 +205,7 @@ def build_history_view(history: History) -> HistoryView:
             case_lines += [f"run {r['run_id']} (#{i + 1}): {g['message']}" for g in r["regressions"]
                            if g["key"] == key and g.get("case")]
         for metric in history["metrics"]:
-            points = [by_run[i][key]["metrics"].get(metric) if key in by_run[i] else None for i in range(len(runs))]
+            points = [by_run[i][key].get(metric) if key in by_run[i] else None for i in range(len(runs))]
             if not any(p and p["value"] is not None for p in points):
                 continue
             marked: dict[int, str] = {}
@@ -217,7 +225,7 @@ def build_history_view(history: History) -> HistoryView:
                 interval = fmt_interval(latest["ci95"], kind)
                 latest_text = f"latest {fmt(latest['value'], kind)}" + (f" ({interval})" if interval else "")
             charts.append(Chart(metric=metric, heading=_heading(metric),
-                                svg=trend_chart(metric, points, run_ids, marked, gate_failed),
+                                svg=trend_chart(metric, points, run_ids, marked, gate_failed, xs),
                                 latest=latest_text, marks=marks))
         cells.append(CellView(anchor=f"cell-{number}", label=label, runs=len(present),
                               regressed=any(c.marks for c in charts) or bool(case_lines), charts=charts,
