@@ -59,7 +59,8 @@ def comparison_markdown(result: Comparison) -> str:
     if regressed:
         out += [*_table([_row(label, r) for label, r in regressed]), ""]
     if cases:
-        out.append(f"**{len(cases)} case{'s' if len(cases) != 1 else ''} regressed on their own** "
+        out.append(f"**{len(cases)} case{'s' if len(cases) != 1 else ''} regressed on "
+                   f"{'their' if len(cases) != 1 else 'its'} own** "
                    f"(Fisher's exact test per case, Holm-adjusted):")
         out += [f"- {md(format_case(c).removeprefix('REGRESSED case '))}" for c in cases]
         out.append("")

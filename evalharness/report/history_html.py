@@ -163,7 +163,7 @@ def trend_chart(metric: str, points: list[HistoryPoint | None], run_ids: list[st
     for i, why in marked.items():
         p = points[i]
         value = p["value"] if p and p["value"] is not None else 0.0
-        body.append(f'<circle class="regressed" cx="{x(i)}" cy="{y(value)}" r="5">'
+        body.append(f'<circle class="mark" cx="{x(i)}" cy="{y(value)}" r="5">'
                     f"<title>{escape(why)}</title></circle>")
     return _svg(frame.width, frame.height, f"{_heading(metric)} over {n} runs", body, "chart trend")
 
