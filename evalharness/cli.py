@@ -21,6 +21,12 @@ def tolerance(text: str) -> float:
     return value
 
 
+def usable_cpus(cap: int = 8) -> int:
+    """The CPUs this process may run on (the affinity mask where there is one), at most ``cap``."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, min(cap, len(affinity(0)) if affinity else os.cpu_count() or 1))
+
+
 def _population(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", choices=("suite", "cases"), default="suite",
                    help="the question a comparison answers: did this suite change (suite, the default: cases "
@@ -76,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where to write history.html and history.json (default: the "
                                                 "folder of runs given, or the one folder the runs are in)")
     p.add_argument("--last", type=int, metavar="N", help="only the latest N complete runs")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="processes that judge runs not judged before (default: the CPU count)")
+    p.add_argument("--jobs", type=int, default=usable_cpus(), metavar="N",
+                   help="processes that judge runs not judged before (default: the CPUs this process may use, "
+                        "at most 8)")
     p.add_argument("--max-drop", type=tolerance, default=regress.RATE_TOLERANCE, metavar="POINTS",
                    help="as for compare")
     p.add_argument("--max-slowdown", type=tolerance, default=regress.LATENCY_TOLERANCE, metavar="FRACTION",
