@@ -159,6 +159,7 @@ class PairCache:
     def save(self) -> None:
         """Write the runs and pairs used in this build (those no longer in the history are dropped)."""
         if self.misses or set(self._used) != set(self.entries) or set(self._runs_used) != set(self.runs):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".json.tmp")
             tmp.write_bytes(orjson.dumps({"version": __version__, "runs": self._runs_used, "pairs": self._used}))
             os.replace(tmp, self.path)

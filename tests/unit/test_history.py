@@ -161,3 +161,10 @@ def test_the_page_links_each_report_and_names_the_run_that_broke(tmp_path: Path)
     assert html.count('<circle class="mark"') == 2  # the broken run's mark in each cell's pass-rate chart
     assert f"first regressed in run {runs[1].name} (#2) against {runs[0].name}: 100.0% → 0.0%" in html
     assert "<script" not in html and 'content="default-src &#39;none&#39;; style-src' in html
+
+
+def test_runs_judged_over_processes_give_the_same_history(tmp_path: Path) -> None:
+    runs = make_history(tmp_path, [good, good, broken, good, broken])
+    one = build_history([str(runs[0].parent)], tmp_path / "one", jobs=1)
+    two = build_history([str(runs[0].parent)], tmp_path / "two", jobs=2)  # 4 pairs: a pool of 2 workers
+    assert one == two and marked(one) == [2, 4]
