@@ -483,3 +483,80 @@ class Summary(TypedDict):
     baseline: dict[str, Any] | None
     gates: list[GateVerdict]
     checks: list[OwnCheck]
+
+
+# --- history.json -----------------------------------------------------------------------------------------
+
+class HistoryPoint(TypedDict):
+    """One metric of one cell in one run, as the history shows it: the value and its 95% interval."""
+
+    value: float | None
+    ci95: list[float] | None
+    n: int | None
+
+
+class HistoryCell(TypedDict):
+    """A cell of the history (every run that has these params): ``key`` names it in each run's ``cells``."""
+
+    key: str
+    label: str
+    params: dict[str, Any]
+
+
+class HistoryRegression(TypedDict, total=False):
+    """A regression of a run against the run before it, by ``compare``'s verdicts: a cell's metric, or a case
+    on its own (with ``case`` and ``counts``)."""
+
+    key: str
+    cell: str
+    metric: str
+    against: str
+    before: float
+    after: float
+    change: float | None
+    ci: list[float] | None
+    level: float
+    case: str
+    counts: str
+    p_adjusted: float
+    message: str
+
+
+class HistoryGate(TypedDict):
+    metric: str
+    label: str
+    reason: str
+
+
+class HistoryRun(TypedDict):
+    """A complete run in history.json, oldest first."""
+
+    run_id: str
+    run_dir: str
+    report: str | None
+    name: str
+    started_at: str
+    passed: bool
+    gates_failed: list[HistoryGate]
+    gates_total: int
+    against: str | None
+    note: str | None
+    #: cell key → metric → value; a metric without a value in this run is absent.
+    cells: dict[str, dict[str, HistoryPoint]]
+    regressions: list[HistoryRegression]
+
+
+class HistorySkipped(TypedDict):
+    run_dir: str
+    reason: str
+
+
+class History(TypedDict):
+    """history.json (``evalharness history``)."""
+
+    generated_by: str
+    metrics: list[str]
+    analysis: str
+    cells: list[HistoryCell]
+    runs: list[HistoryRun]
+    skipped: list[HistorySkipped]
