@@ -57,7 +57,7 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
         overrides: Mapping[str, Any] | None = None, progress: bool | Progress = False,
         base_dir: str | os.PathLike[str] | None = None, resume: str | os.PathLike[str] | None = None,
         gates: bool = True, baseline: str | os.PathLike[str] | None = None,
-        population: Population = "suite", backend: Backend | None = None) -> Run:
+        population: Population = "suite", backend: Backend | Mapping[str, Backend] | None = None) -> Run:
     """Run ``config`` against its target, score it, gate it and write its reports; returns the ``Run``.
 
     ``config`` is a YAML path or a mapping, ``overrides`` merged over it (see ``load``). The run goes to
@@ -66,7 +66,8 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
     finishes the interrupted run in that folder; ``gates=False`` judges no gate; ``baseline`` also gates on
     regressions against that run, for ``population`` (as ``evalharness run --baseline`` does). ``backend``
     answers every request instead of the config's target (backend.py: any object with ``complete`` and
-    ``aclose``); the run closes it when it is over.
+    ``aclose``); the run closes it when it is over. A mapping of target names to backends answers each
+    named target's requests with its own (the other targets are called as usual).
 
     A run that stopped early (budget, interruption, a target that died mid-run) is returned with
     ``complete`` false and its ``stop_reason``; what stops it before anything is stored raises.

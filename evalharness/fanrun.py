@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ from evalharness.store import ResultWriter
 from evalharness.tokens import TokenCounter
 from evalharness.transport import side_transport
 from evalharness.types import TargetInfo, TargetStatus
+
+#: A caller's backend: one for every target, or one per target name (a target without one is called as usual).
+Backends = Backend | Mapping[str, Backend] | None
 
 #: Failures that belong to one target: with several, they fail that target's cells and the others go on.
 TARGET_FAILURES = (TargetUnavailable, SystematicFailure)
@@ -64,8 +67,15 @@ def skipped_statuses(loaded: LoadedConfig) -> list[TargetStatus]:
             for t, why in planned_targets(loaded) if why is not None]
 
 
+def own_backend(backends: Backends, name: str) -> Backend | None:
+    """The caller's backend for the target ``name``, if any."""
+    if isinstance(backends, Mapping):
+        return backends.get(name)
+    return backends
+
+
 @contextlib.contextmanager
-def open_parts(loaded: LoadedConfig, run_dir: Path, backend: Backend | None) -> Iterator[list[Part]]:
+def open_parts(loaded: LoadedConfig, run_dir: Path, backends: Backends) -> Iterator[list[Part]]:
     """Every target this run sends to, opened for the duration: an endpoint as it is, the bundled model
     started once per distinct server setting (two local targets with the same n_ctx and threads share one
     server; with different ones, each gets its own, logged to ``server-NAME.log``)."""
@@ -74,6 +84,7 @@ def open_parts(loaded: LoadedConfig, run_dir: Path, backend: Backend | None) -> 
         parts: list[Part] = []
         servers: dict[tuple[Any, ...], tuple[TargetInfo, TargetCheck | None]] = {}
         for target in loaded.active_targets():
+            backend = own_backend(backends, target.label)
             if backend is not None:
                 cls = type(backend)
                 info: TargetInfo = {"kind": "python", "base_url": f"python:{cls.__module__}.{cls.__qualname__}",
@@ -111,7 +122,7 @@ class Counts:
 
 
 async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo: list[WorkItem],
-                    progress: Progress, *, spent: float = 0.0, backend: Backend | None = None) -> None:
+                    progress: Progress, *, spent: float = 0.0, backends: Backends = None) -> None:
     """Run ``todo`` on its targets, each with its own runner, all at once; set each part's status.
 
     Raises the run's reason to stop: with one target, whatever stopped it; with more, a budget or Ctrl-C, or
@@ -122,7 +133,8 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
     async with contextlib.AsyncExitStack() as stack:
         writer = ResultWriter(run_dir)
         stack.callback(writer.close)
-        if backend is not None:
+        given = list(backends.values()) if isinstance(backends, Mapping) else [backends] if backends else []
+        for backend in {id(b): b for b in given}.values():
             stack.push_async_callback(backend.aclose)
         runners: list[Runner] = []
         batches: list[list[WorkItem]] = []
@@ -130,8 +142,8 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
             target = part.target
             options = run_options(cfg, target)
             counter = None
-            client: Backend
-            if backend is None:
+            client: Backend | None = own_backend(backends, part.name)
+            if client is None:
                 key = loaded.api_key(target)
                 auth = {"Authorization": f"Bearer {key}"} if key else {}
                 counter = TokenCounter(target.tokenizer_url or part.info["base_url"], part.info["model"],
@@ -142,8 +154,6 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
                                     timeout_s=options.timeout_s, max_connections=options.concurrency,
                                     route=part.route)
                 stack.push_async_callback(client.aclose)
-            else:
-                client = backend
             runners.append(Runner(client, model=part.info["model"], options=options, pricing=pricing(cfg, target),
                                   writer=writer, api_key_env=target.api_key_env, counter=counter,
                                   check_target=part.check, purse=purse))

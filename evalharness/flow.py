@@ -22,7 +22,7 @@ from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.config import LoadedConfig
 from evalharness.errors import RunAborted, UsageError
-from evalharness.fanrun import Part, open_parts, run_parts, skipped_statuses
+from evalharness.fanrun import Backends, Part, open_parts, own_backend, run_parts, skipped_statuses
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
@@ -119,7 +119,7 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
 def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
             resume: str | os.PathLike[str] | None = None, gates: bool = True,
             baseline: str | os.PathLike[str] | None = None,
-            population: Population = "suite", backend: Backend | None = None) -> Finished:
+            population: Population = "suite", backend: Backends = None) -> Finished:
     """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
 
     ``backend`` answers the requests instead of the config's target (which is then neither started nor
@@ -155,7 +155,8 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     try:
         with open_parts(loaded, run_dir, backend) as parts:
             first = parts[0]
-            transport = first.route.describe(transport_name(first.route) if backend is None else "python")
+            python = own_backend(backend, first.name) is not None
+            transport = first.route.describe("python" if python else transport_name(first.route))
             if resume:
                 manifest["target"] = first.info
                 manifest["transport"] = transport
@@ -172,7 +173,7 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                                                         + (f" ({p.name})" if len(parts) > 1 else "")
                                                         + through(p.route) for p in parts))
             try:
-                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backend=backend))
+                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend))
             finally:
                 manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
                 write_json(run_dir / MANIFEST, manifest)
