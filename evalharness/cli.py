@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--out", metavar="DIR", help="where to write probe.json and probe.html "
                                                 "(default: reports/<name>/probe-<run-id>)")
+    p.add_argument("--target", metavar="NAME", help="probe only this target of the config (default: every one)")
     return parser
 
 
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                latency_tolerance=args.max_slowdown, population=args.population,
                                json_out=args.json)
         if args.command == "probe":
-            return probe(args.config, out=args.out)
+            return probe(args.config, out=args.out, target=args.target)
     except EvalHarnessError as exc:
         print(f"evalharness: error: {exc}", file=sys.stderr)
         return exc.exit_code

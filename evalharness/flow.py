@@ -20,7 +20,7 @@ from typing import Any
 from evalharness import __version__
 from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
-from evalharness.config import LoadedConfig
+from evalharness.config import LoadedConfig, Target
 from evalharness.errors import RunAborted, UsageError
 from evalharness.fanrun import Backends, Part, open_parts, own_backend, run_parts, skipped_statuses
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
@@ -204,17 +204,19 @@ def rescore(run_dir: str | Path) -> Finished:
 
 
 @contextlib.contextmanager
-def open_target_or_backend(loaded: LoadedConfig, log_path: Path,
-                            backend: Backend | None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
+def open_target_or_backend(loaded: LoadedConfig, log_path: Path, backend: Backend | None,
+                            spec: Target | None = None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
     """The target as ``open_target`` gives it, or, for a backend given by the caller, what the manifest says
-    of it: its class as the address, and the model the bodies name."""
+    of it: its class as the address, and the model the bodies name. ``spec``: which of the config's targets
+    (default: the first)."""
+    spec = spec or loaded.config.target
     if backend is None:
-        with open_target(loaded.config.target, log_path) as opened:
+        with open_target(spec, log_path) as opened:
             yield opened
         return
     cls = type(backend)
     yield {"kind": "python", "base_url": f"python:{cls.__module__}.{cls.__qualname__}",
-           "model": loaded.config.target.model or MODEL_ALIAS}, None
+           "model": spec.model or MODEL_ALIAS}, None
 
 
 def target_route(loaded: LoadedConfig, target: TargetInfo) -> Route:
