@@ -20,6 +20,7 @@ from typing import Any
 from evalharness import flow
 from evalharness.backend import Backend
 from evalharness.config import LoadedConfig, config_from_mapping, load_config
+from evalharness.crosstarget import matched_run
 from evalharness.errors import UsageError
 from evalharness.progress import Progress
 from evalharness.regress import LATENCY_TOLERANCE, RATE_TOLERANCE, Population, compare_runs
@@ -102,13 +103,19 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
 
 
 def compare(base: RunSource, new: RunSource, *, population: Population = "suite",
-            max_drop: float = RATE_TOLERANCE, max_slowdown: float = LATENCY_TOLERANCE) -> Comparison:
+            max_drop: float = RATE_TOLERANCE, max_slowdown: float = LATENCY_TOLERANCE,
+            match_target: tuple[str, str] | None = None) -> Comparison:
     """Regression verdicts of ``new`` against ``base`` (``Run`` objects or run folders), as ``evalharness
     compare`` gives them: ``population`` is the question asked (``suite``: did these cases change;
     ``cases``: would cases like these), ``max_drop`` how far a rate may fall (in rate points) and
-    ``max_slowdown`` how much slower a median latency may get (a fraction) before it is a regression."""
+    ``max_slowdown`` how much slower a median latency may get (a fraction) before it is a regression.
+    ``match_target=(A, B)`` compares the cells of target A in ``base`` with those of target B in ``new``,
+    grid point by grid point (runs against different targets: last week's model against this week's)."""
     base_dir, new_dir = _folder(base), _folder(new)
-    result = compare_runs(load_run_data(base_dir), load_run_data(new_dir), rate_tolerance=max_drop,
+    base_run, new_run = load_run_data(base_dir), load_run_data(new_dir)
+    if match_target is not None:
+        base_run, new_run = matched_run(base_run, match_target[0]), matched_run(new_run, match_target[1])
+    result = compare_runs(base_run, new_run, rate_tolerance=max_drop,
                           latency_tolerance=max_slowdown, population=population)
     if not result["cells"]:
         raise UsageError(f"no cell of {new_dir} has the same params as a cell of {base_dir}; "

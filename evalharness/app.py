@@ -63,10 +63,11 @@ def report(run_dir: str, stdout: TextIO | None = None) -> int:
 
 
 def compare(base_run: str, new_run: str, *, rate_tolerance: float, latency_tolerance: float,
-            population: Population = "suite", json_out: str | None = None, stdout: TextIO | None = None) -> int:
+            population: Population = "suite", json_out: str | None = None, stdout: TextIO | None = None,
+            match_target: tuple[str, str] | None = None) -> int:
     """``evalharness compare BASE_RUN NEW_RUN``: exit 1 when anything regressed, else 0."""
     result = api.compare(base_run, new_run, population=population, max_drop=rate_tolerance,
-                         max_slowdown=latency_tolerance)
+                         max_slowdown=latency_tolerance, match_target=match_target)
     if json_out:
         write_json(Path(json_out), result.result)
     print(format_comparison(result.result), file=stdout or sys.stdout)

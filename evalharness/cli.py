@@ -19,6 +19,14 @@ def tolerance(text: str) -> float:
     return value
 
 
+def target_pair(text: str) -> tuple[str, str]:
+    """``A=B`` for ``--match-target``: target A of the base run against target B of the new one."""
+    a, sep, b = text.partition("=")
+    if not sep or not a or not b:
+        raise ValueError(text)
+    return a, b
+
+
 def _population(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", choices=("suite", "cases"), default="suite",
                    help="the question a comparison answers: did this suite change (suite, the default: cases "
@@ -63,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                         f"regression (default {regress.LATENCY_TOLERANCE:g})")
     _population(p)
     p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE")
+    p.add_argument("--match-target", type=target_pair, metavar="A=B",
+                   help="compare the base run's target A with the new run's target B, grid point by grid point "
+                        "(runs against different targets or models)")
 
     p = sub.add_parser("probe", help="test which request parameters the config's target really honours")
     p.add_argument("config", metavar="CONFIG")
@@ -90,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             return app.compare(args.base_run, args.new_run, rate_tolerance=args.max_drop,
                                latency_tolerance=args.max_slowdown, population=args.population,
-                               json_out=args.json)
+                               json_out=args.json, match_target=args.match_target)
         if args.command == "probe":
             return probe(args.config, out=args.out, target=args.target)
     except EvalHarnessError as exc:
