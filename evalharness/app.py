@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from evalharness import api
-from evalharness.config import load_config
+from evalharness.config import LoadedConfig, load_config
 from evalharness.console import format_comparison, format_outcome, format_plan
 from evalharness.plan import make_plan
 from evalharness.progress import Progress
@@ -42,6 +42,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         plan = make_plan(loaded)
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
         print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
+        _say_skipped(loaded, stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
                      progress=Progress(announce=stdout))
@@ -80,4 +81,13 @@ def validate(config_path: str, stdout: TextIO | None = None) -> int:
     plan = make_plan(loaded)
     print(f"{config_path}: valid — {len(loaded.suites)} suites, {plan.cases} cases, {len(plan.cells)} cells, "
           f"{len(plan.items)} requests", file=stdout or sys.stdout)
+    _say_skipped(loaded, stdout or sys.stdout)
     return 0
+
+
+def _say_skipped(loaded: LoadedConfig, stdout: TextIO) -> None:
+    """A line for each optional target this environment leaves out (its key or address unset)."""
+    for target in loaded.config.targets:
+        why = loaded.skipped(target)
+        if why:
+            print(f"target {target.label} {why}", file=stdout)

@@ -67,6 +67,8 @@ class Target(_Strict):
     name: str | None = Field(None, pattern=r"^[^\s=]+$")
     kind: Literal["openai", "local"] = "openai"
     base_url: str | None = None
+    #: The variable that holds base_url (e.g. a self-hosted server's address); set, it wins over base_url.
+    base_url_env: str | None = Field(None, min_length=1)
     model: str | None = None
     # The variable that holds the API key; null (or left out): the target needs no key.
     api_key_env: str | None = Field(None, min_length=1)
@@ -96,8 +98,8 @@ class Target(_Strict):
     @model_validator(mode="after")
     def _needs_endpoint(self) -> Target:
         if self.kind == "openai":
-            if not self.base_url:
-                raise ValueError("base_url is required unless kind is 'local'")
+            if not self.base_url and not self.base_url_env:
+                raise ValueError("base_url (or base_url_env) is required unless kind is 'local'")
             if not self.model:
                 raise ValueError("model is required unless kind is 'local'")
         elif self.proxy:
@@ -267,10 +269,12 @@ class LoadedConfig(BaseModel):
     api_key_lines: dict[str, int | None] = Field(default_factory=dict)
 
     def skipped(self, target: Target) -> str | None:
-        """Why an optional target is left out of this run (its key's variable is unset), or None."""
-        env = target.api_key_env
-        if target.optional and target.kind != "local" and env and not os.environ.get(env):
-            return f"skipped: {env} is not set (the target is optional)"
+        """Why an optional target is left out of this run (its key's or address's variable is unset), or None."""
+        if not target.optional or target.kind == "local":
+            return None
+        for env, what in ((target.api_key_env, "its API key"), (target.base_url_env, "its address")):
+            if env and not os.environ.get(env) and not (what == "its address" and target.base_url):
+                return f"skipped: {env} ({what}) is not set, and the target is optional"
         return None
 
     def active_targets(self) -> list[Target]:
@@ -285,6 +289,14 @@ class LoadedConfig(BaseModel):
         key, so a local target never needs one.
         """
         target = target or self.config.target
+        address = target.base_url_env
+        if address and os.environ.get(address):
+            target.base_url = os.environ[address]
+        elif address and not target.base_url and target.kind != "local":
+            raise ConfigError(f"{address} is not set in this environment, so target {target.label} has no address",
+                              file=str(self.path) if self.path else None, key="base_url_env",
+                              hint=f"export {address}=http://HOST:PORT/v1, or give the target optional: true "
+                                   "to run without it")
         env = target.api_key_env
         key = os.environ.get(env) if env else None
         if env and not key and target.kind != "local":

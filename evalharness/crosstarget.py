@@ -44,6 +44,9 @@ def target_comparisons(run: RunData, cells: list[CellSummary]) -> list[TargetCom
     if not is_multi(config):
         return []
     reference = reference_name(config)
+    present = {cell_target(c, config) for c in run.cells}
+    if reference not in present:  # skipped (optional, no key): the first target that ran stands in
+        reference = next((n for n in target_names(config) if n in present), reference)
     summaries = {c["cell_id"]: c for c in cells}
     out: list[TargetComparison] = []
     for point in by_point(run).values():
