@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from evalharness.fanout import cell_target, grid_point, is_multi, reference_name, target_names
 from evalharness.plan import canonical, cell_label
 from evalharness.regress import CELL_METRICS, compare_cells
 from evalharness.runs import RunData
-from evalharness.types import CellSummary, PlannedCell, Record, TargetComparison, TargetStatus
+from evalharness.types import CellSummary, Manifest, PlannedCell, Record, TargetComparison, TargetStatus
 
 #: What targets are compared on: the metrics cells are compared on, with errors and tail latencies, where
 #: providers differ most.
@@ -84,8 +84,10 @@ def matched_run(run: RunData, target: str) -> RunData:
     if target not in names:
         from evalharness.errors import UsageError
         raise UsageError(f"{run.run_dir or run.run_id} has no target {target!r}; its targets are {', '.join(names)}")
-    cells = [{**c, "params": grid_point(c["params"])} for c in run.cells if cell_target(c, config) == target]
+    cells: list[PlannedCell] = [{"cell_id": c["cell_id"], "params": grid_point(c["params"]),
+                                 "label": cell_label(grid_point(c["params"]))}
+                                for c in run.cells if cell_target(c, config) == target]
     ids = {c["cell_id"] for c in cells}
     manifest = {**run.manifest, "plan": {**run.manifest["plan"], "cells": cells}}
-    return replace(run, manifest=manifest, records=[r for r in run.records if r["cell_id"] in ids],  # type: ignore[arg-type]
+    return replace(run, manifest=cast(Manifest, manifest), records=[r for r in run.records if r["cell_id"] in ids],
                    _units={}, _by_cell=None, _cases=None)
