@@ -117,7 +117,7 @@ def test_a_target_that_is_down_fails_its_own_cells(write_config: Callable[..., P
     assert len(judged) == 2 and all(g.cell and g.cell.startswith("target=a") for g in judged)
     assert main(["report", str(run.run_dir)]) == 3  # re-scored, it is still incomplete
     markdown = (run.run_dir / "summary.md").read_text()
-    assert "### Targets" in markdown and "| b | m2 | failed: the first 5 requests all failed" in markdown
+    assert "### Targets" in markdown and "| b | m2 | failed: target unreachable: 5 requests in a row" in markdown
 
 
 def test_an_optional_target_that_is_down_leaves_the_run_complete(write_config: Callable[..., Path]) -> None:
