@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ class Canned:
 
     async def complete(self, body: dict[str, Any]) -> evalharness.Outcome:
         self.bodies.append(body)
+        await asyncio.sleep(0.001)  # as a server would, it lets the other targets' requests go meanwhile
         if self.down:
             return evalharness.Outcome(ok=False, error_kind=kinds.CONNECT, error="connection refused", e2e_s=0.001)
         return evalharness.Outcome(ok=True, status=200, content=self.text, finish_reason="stop", e2e_s=0.001)
@@ -182,3 +184,14 @@ def test_probe_side_by_side_marks_where_targets_differ() -> None:
     assert "hosted: skipped: KEY (its API key) is not set" in table
     html = render_side_by_side({"harness_version": "0", "targets": docs})
     assert '<tr class="differs"><td><code>top_k' in html and "&lt;y&gt;" in html
+
+
+def test_the_budget_bounds_the_whole_run_not_each_target(write_config: Callable[..., Path]) -> None:
+    # No usage in the answers: each request is charged its worst case, about 0.05 at these prices.
+    config = MANY.replace("repeats: 2", "repeats: 2\npricing: {input_per_1k: 1, output_per_1k: 1}\n"
+                                         "run: {budget: 0.25, concurrency: 1}\ndefaults: {max_tokens: 16}")
+    config = config.replace("defaults: {seed: 7, top_k: 5, thinking: off}\n", "")
+    run = evalharness.run(str(write_config(config)), backend={"a": Canned(), "b": Canned()})
+    assert not run.complete and "budget" in (run.stop_reason or "")
+    assert sum(r["budget_charge"] for r in run.records) <= 0.25 and len(run.records) < 16
+    assert {r["target"] for r in run.records} == {"a", "b"}  # both targets spent from the one budget
