@@ -94,7 +94,15 @@ def open_parts(loaded: LoadedConfig, run_dir: Path, backends: Backends) -> Itera
             key = (target.kind, target.n_ctx, target.n_threads) if target.kind == "local" else (id(target),)
             if key not in servers:
                 log = run_dir / (f"server-{target.label}.log" if multi and target.kind == "local" else "server.log")
-                servers[key] = stack.enter_context(open_target(target, log))
+                try:
+                    servers[key] = stack.enter_context(open_target(target, log))
+                except TargetUnavailable as exc:
+                    if not multi:
+                        raise
+                    # A bundled server that does not start fails its target's cells, as a target that is down.
+                    info = {"kind": target.kind, "base_url": target.base_url or "", "model": MODEL_ALIAS}
+                    parts.append(Part(target, info, DIRECT, status="failed", reason=str(exc), failure=exc))
+                    continue
             info, check = servers[key]
             route = route_for(info["base_url"], target.proxy, local=info["kind"] == "local")
             parts.append(Part(target, info, route, check))
@@ -138,7 +146,8 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
             stack.push_async_callback(backend.aclose)
         runners: list[Runner] = []
         batches: list[list[WorkItem]] = []
-        for part in parts:
+        live = [part for part in parts if part.failure is None]
+        for part in live:
             target = part.target
             options = run_options(cfg, target)
             counter = None
@@ -174,7 +183,8 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
             for sig in installed:
                 loop.remove_signal_handler(sig)
             progress.finish(counts)
-    _settle(parts, results, multi)
+    ended = dict(zip((id(p) for p in live), results, strict=True))
+    _settle(parts, [ended.get(id(p), p.failure) for p in parts], multi)
 
 
 def _settle(parts: list[Part], results: list[Any], multi: bool) -> None:

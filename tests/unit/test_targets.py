@@ -195,3 +195,32 @@ def test_the_budget_bounds_the_whole_run_not_each_target(write_config: Callable[
     assert not run.complete and "budget" in (run.stop_reason or "")
     assert sum(r["budget_charge"] for r in run.records) <= 0.25 and len(run.records) < 16
     assert {r["target"] for r in run.records} == {"a", "b"}  # both targets spent from the one budget
+
+
+def test_a_bundled_server_that_does_not_start_fails_only_its_target(write_config: Callable[..., Path]) -> None:
+    config = MANY.replace("""  - name: b
+    base_url: http://127.0.0.1:9/v1
+    model: m2
+""", """  - name: b
+    kind: local
+    startup_timeout_s: 0.01
+""")
+    run = evalharness.run(str(write_config(config)), backend={"a": Canned()})
+    status = {t["name"]: t for t in run.summary["targets"]}
+    assert status["a"]["status"] == "ok" and status["a"]["requests"] == 8
+    assert status["b"]["status"] == "failed" and "did not answer within 0.01 s" in (status["b"]["reason"] or "")
+    assert not run.complete and (run.run_dir / "server-b.log").exists()
+
+
+def test_each_target_is_priced_with_its_own_table(write_config: Callable[..., Path]) -> None:
+    class Billed(Canned):
+        async def complete(self, body: dict[str, Any]) -> evalharness.Outcome:
+            return evalharness.Outcome(ok=True, status=200, content="Paris", finish_reason="stop", e2e_s=0.001,
+                                       usage={"prompt_tokens": 1000, "completion_tokens": 0})
+
+    config = MANY.replace("    model: m2\n", "    model: m2\n    pricing: {input_per_1k: 2}\n").replace(
+        "suites:", "pricing: {input_per_1k: 1}\nsuites:")
+    run = evalharness.run(str(write_config(config)), backend={"a": Billed(), "b": Billed()})
+    cost = {t: sum(r["cost"] for r in run.records if r["target"] == t) for t in ("a", "b")}
+    assert cost == {"a": 8.0, "b": 16.0}
+    assert [round(c["cost_ratio"], 6) for c in run.summary["target_comparisons"]] == [2.0, 2.0]
