@@ -423,6 +423,14 @@ def _check_targets(doc: YamlDoc, config: Config) -> None:
             raise doc.error(("targets", i, "name"), f"two targets are named {target.label!r}",
                             hint="give each target its own name: it is the value of the target axis")
         seen.add(target.label)
+        if target.pricing is not None:
+            if "currency" not in target.pricing.model_fields_set:
+                target.pricing.currency = config.pricing.currency
+            elif target.pricing.currency != config.pricing.currency:
+                raise doc.error(("targets", i, "pricing", "currency"),
+                                f"{target.pricing.currency} differs from the config's pricing currency "
+                                f"{config.pricing.currency}; a run's costs add up in one currency",
+                                hint="convert this target's prices, or set pricing.currency for the config")
         for key in target.params:
             if key not in PARAM_NAMES:
                 raise doc.error(("targets", i, "params", key), f"unknown parameter {key!r} in params; it maps "

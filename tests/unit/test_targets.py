@@ -95,6 +95,8 @@ def test_every_grid_point_runs_on_every_target_shaped_its_way(write_config: Call
     (("repeats: 2", "repeats: 2\ngates: [{metric: pass_rate, where: {target: z}, min: 1}]"),
      "gates[0].where.target", "no target is named 'z'"),
     (("name: t\n", "name: t\ntarget: {kind: local}\n"), None, "not both"),
+    (("    model: m2\n", "    model: m2\n    pricing: {currency: EUR}\n"), "targets[1].pricing.currency",
+     "one currency"),
 ])
 def test_target_mistakes_name_key_and_line(write_config: Callable[..., Path], change: tuple[str, str],
                                            key: str | None, words: str) -> None:
