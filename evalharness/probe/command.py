@@ -92,8 +92,8 @@ async def check_usage(prober: Prober, counter: TokenCounter) -> UsageCheck | Non
 
 
 async def probe_target(loaded: LoadedConfig, target: TargetInfo, check_target: TargetCheck | None = None,
-                       *, backend: Backend | None = None, spec: Target | None = None
-                       ) -> tuple[list[Finding], int, UsageCheck | None]:
+                       *, backend: Backend | None = None, spec: Target | None = None,
+                       close_backend: bool = True) -> tuple[list[Finding], int, UsageCheck | None]:
     """Run every experiment against ``target``; the findings in table order, the number of requests, and the
     usage check.
 
@@ -122,7 +122,8 @@ async def probe_target(loaded: LoadedConfig, target: TargetInfo, check_target: T
             stack.push_async_callback(counter.aclose)
             backend = ChatClient(target["base_url"], api_key=key, headers=spec.headers,
                                  timeout_s=options.timeout_s, max_connections=options.concurrency, route=route)
-        stack.push_async_callback(backend.aclose)
+        if close_backend or counter is not None:
+            stack.push_async_callback(backend.aclose)
         # One request at a time whatever run.concurrency says: see Prober.
         prober = Prober(backend, target["model"], base, spec.thinking, max_retries=min(options.max_retries, 3),
                         tokenizer=counter, check_target=check_target)
@@ -151,24 +152,12 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
             loaded.api_key(spec)  # an unset key variable is a config error before anything is created or sent
     out_dir = Path(out) if out else Path("reports") / cfg.name / f"probe-{new_run_id()}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    docs: list[dict[str, Any]] = []
-    for spec in specs:
-        skipped = loaded.skipped(spec)
-        if skipped:
-            print(f"Target {spec.label} {skipped}", file=stdout, flush=True)
-            docs.append({"name": spec.label, "skipped": skipped, "results": []})
-            continue
-        log = out_dir / ("server.log" if len(specs) == 1 else f"server-{spec.label}.log")
-        try:
-            docs.append({"name": spec.label, **_probe_one(loaded, spec, log, out_dir, backend, stdout)})
-        except RunAborted as exc:
-            if len(specs) == 1:
-                raise
-            # One target down does not hide what the others honour: its column says why it is empty.
-            print(f"Target {spec.label} failed: {exc}", file=stdout, flush=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            docs.append({"name": spec.label, "failed": f"failed: {exc}", "results": []})
-    if len(cfg.targets) == 1:
+    try:
+        docs = _probe_all(loaded, specs, out_dir, backend, stdout)
+    finally:
+        if backend is not None:
+            asyncio.run(backend.aclose())
+    if len(specs) == 1 and "target" in docs[0]:
         doc = {k: v for k, v in docs[0].items() if k != "name"}
         write_json(out_dir / "probe.json", doc)
         (out_dir / "probe.html").write_text(render_html(doc), encoding="utf-8")
@@ -189,6 +178,29 @@ def probe(config_path: str, *, out: str | None = None, stdout: TextIO | None = N
     return 0
 
 
+def _probe_all(loaded: LoadedConfig, specs: list[Target], out_dir: Path, backend: Backend | None,
+               stdout: TextIO) -> list[dict[str, Any]]:
+    """Probe each target in turn: its part of probe.json, or why it has none (skipped, failed)."""
+    docs: list[dict[str, Any]] = []
+    for spec in specs:
+        skipped = loaded.skipped(spec)
+        if skipped:
+            print(f"Target {spec.label} {skipped}", file=stdout, flush=True)
+            docs.append({"name": spec.label, "skipped": skipped, "results": []})
+            continue
+        log = out_dir / ("server.log" if len(specs) == 1 else f"server-{spec.label}.log")
+        try:
+            docs.append({"name": spec.label, **_probe_one(loaded, spec, log, out_dir, backend, stdout)})
+        except RunAborted as exc:
+            if len(specs) == 1:
+                raise
+            # One target down does not hide what the others honour: its column says why it is empty.
+            print(f"Target {spec.label} failed: {exc}", file=stdout, flush=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            docs.append({"name": spec.label, "failed": f"failed: {exc}", "results": []})
+    return docs
+
+
 def _probe_one(loaded: LoadedConfig, spec: Target, log: Path, out_dir: Path, backend: Backend | None,
                stdout: TextIO) -> dict[str, Any]:
     """Open one target, probe it, and return its part of probe.json."""
@@ -198,8 +210,9 @@ def _probe_one(loaded: LoadedConfig, spec: Target, log: Path, out_dir: Path, bac
         with open_target_or_backend(loaded, log, backend, spec) as (target, check_target):
             # No count here: experiments report one or more parameters each, and the rows are counted below.
             print(f"Probing {target['model']} at {target['base_url']}", file=stdout, flush=True)
+            # A backend given is the caller's for every target: closed once, when the probe is done.
             findings, requests, usage = asyncio.run(probe_target(loaded, target, check_target, backend=backend,
-                                                                 spec=spec))
+                                                                 spec=spec, close_backend=False))
     except BaseException:
         with contextlib.suppress(OSError):
             out_dir.rmdir()  # only when empty: a local server's log stays for the diagnosis
