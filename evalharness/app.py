@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from evalharness import api
-from evalharness.config import load_config
+from evalharness.config import LoadedConfig, load_config
 from evalharness.console import format_comparison, format_outcome, format_plan
 from evalharness.errors import UsageError
 from evalharness.github import comment_from_cli
@@ -48,6 +48,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         plan = make_plan(loaded)
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
         print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
+        _say_skipped(loaded, stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
                      progress=Progress(announce=stdout))
@@ -70,10 +71,10 @@ def report(run_dir: str, stdout: TextIO | None = None) -> int:
 
 def compare(base_run: str, new_run: str, *, rate_tolerance: float, latency_tolerance: float,
             population: Population = "suite", json_out: str | None = None, fmt: str = "text",
-            stdout: TextIO | None = None) -> int:
+            stdout: TextIO | None = None, match_target: tuple[str, str] | None = None) -> int:
     """``evalharness compare BASE_RUN NEW_RUN``: exit 1 when anything regressed, else 0."""
     result = api.compare(base_run, new_run, population=population, max_drop=rate_tolerance,
-                         max_slowdown=latency_tolerance)
+                         max_slowdown=latency_tolerance, match_target=match_target)
     if json_out:
         write_json(Path(json_out), result.result)
     if fmt == "json":
@@ -127,4 +128,13 @@ def validate(config_path: str, stdout: TextIO | None = None) -> int:
     plan = make_plan(loaded)
     print(f"{config_path}: valid — {len(loaded.suites)} suites, {plan.cases} cases, {len(plan.cells)} cells, "
           f"{len(plan.items)} requests", file=stdout or sys.stdout)
+    _say_skipped(loaded, stdout or sys.stdout)
     return 0
+
+
+def _say_skipped(loaded: LoadedConfig, stdout: TextIO) -> None:
+    """A line for each optional target this environment leaves out (its key or address unset)."""
+    for target in loaded.config.targets:
+        why = loaded.skipped(target)
+        if why:
+            print(f"target {target.label} {why}", file=stdout)

@@ -27,6 +27,14 @@ def usable_cpus(cap: int = 8) -> int:
     return max(1, min(cap, len(affinity(0)) if affinity else os.cpu_count() or 1))
 
 
+def target_pair(text: str) -> tuple[str, str]:
+    """``A=B`` for ``--match-target``: target A of the base run against target B of the new one."""
+    a, sep, b = text.partition("=")
+    if not sep or not a or not b:
+        raise ValueError(text)
+    return a, b
+
+
 def _population(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", choices=("suite", "cases"), default="suite",
                    help="the question a comparison answers: did this suite change (suite, the default: cases "
@@ -71,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                         f"regression (default {regress.LATENCY_TOLERANCE:g})")
     _population(p)
     p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE")
+    p.add_argument("--match-target", type=target_pair, metavar="A=B",
+                   help="compare the base run's target A with the new run's target B, grid point by grid point "
+                        "(runs against different targets or models)")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
                    help="what to print: the text table (default), Markdown for a pull request comment or "
                         "$GITHUB_STEP_SUMMARY, or the comparison as JSON")
@@ -104,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--out", metavar="DIR", help="where to write probe.json and probe.html "
                                                 "(default: reports/<name>/probe-<run-id>)")
+    p.add_argument("--target", metavar="NAME", help="probe only this target of the config (default: every one)")
     return parser
 
 
@@ -125,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             return app.compare(args.base_run, args.new_run, rate_tolerance=args.max_drop,
                                latency_tolerance=args.max_slowdown, population=args.population,
-                               json_out=args.json, fmt=args.format)
+                               json_out=args.json, fmt=args.format,
+                               match_target=args.match_target)
         if args.command == "history":
             return app.history(args.dirs, out=args.out, last=args.last, jobs=args.jobs, rate_tolerance=args.max_drop,
                                latency_tolerance=args.max_slowdown, population=args.population)
@@ -133,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return app.github_comment(args.body_file, repo=args.repo, number=args.pr, token_env=args.token_env,
                                       api_url=args.api_url)
         if args.command == "probe":
-            return probe(args.config, out=args.out)
+            return probe(args.config, out=args.out, target=args.target)
     except EvalHarnessError as exc:
         print(f"evalharness: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -106,6 +106,20 @@ class TargetInfo(TypedDict):
     model: str
 
 
+class TargetStatus(TargetInfo):
+    """One of a run's targets (manifest and summary.json ``targets``): its name, whether it is optional, and
+    how it went: ``ok``, ``failed`` (unreachable, crashed, every request failing; ``reason`` says) or
+    ``skipped`` (optional, its key absent). summary.json adds its cells, requests and errors."""
+
+    name: str
+    optional: bool
+    status: Literal["ok", "failed", "skipped"] | str
+    reason: str | None
+    cells: NotRequired[int]
+    requests: NotRequired[int]
+    errors: NotRequired[int]
+
+
 # --- manifest.json ----------------------------------------------------------------------------------------
 
 class PlannedCell(TypedDict):
@@ -151,6 +165,8 @@ class Manifest(TypedDict):
     plan: ManifestPlan
     #: ``suite/case_id`` -> what scoring needs of the case.
     cases: dict[str, CaseEntry]
+    #: Every target of the run and how it went (runs made before targets existed have only ``target``).
+    targets: NotRequired[list[TargetStatus]]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------
@@ -359,6 +375,16 @@ class CellComparison(TypedDict):
     cases: list[CaseFinding]
 
 
+class TargetComparison(CellComparison):
+    """A target against the reference target at one grid point (summary.json ``target_comparisons``), on the
+    same paired analysis as cells; ``cost_ratio`` is its mean cost per request over the reference's."""
+
+    target: str
+    reference_target: str
+    point: str
+    cost_ratio: float | None
+
+
 class ComparedCell(TypedDict):
     params: dict[str, Any]
     label: str
@@ -483,6 +509,8 @@ class Summary(TypedDict):
     baseline: dict[str, Any] | None
     gates: list[GateVerdict]
     checks: list[OwnCheck]
+    targets: NotRequired[list[TargetStatus]]
+    target_comparisons: NotRequired[list[TargetComparison]]
 
 
 # --- history.json -----------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from evalharness.report.ranking import (
     rank_cells,
     ranking,
 )
+from evalharness.report.targets_view import targets_view
 from evalharness.scoring import catalogue
 from evalharness.types import CellSummary, GateVerdict, Manifest, MetricValue, Record, Summary
 
@@ -110,6 +111,7 @@ def build_view(manifest: Manifest, summary: Summary, records: list[Record],
         "comparisons": comparisons_view(summary, keys),
         "drilldown": drilldown_view(outcomes, keys, labels),
         "checks": checks_view(summary, keys),
+        "targets": targets_view(summary),
     }
 
 
