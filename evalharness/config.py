@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalharness.errors import ConfigError
+from evalharness.judgeconfig import check_judges
 from evalharness.params import PARAM_NAMES, RequestParams
 from evalharness.proxy import check_proxy_url
 from evalharness.scoring import catalogue
@@ -31,6 +32,18 @@ class ThinkingOptions(_Strict):
     via: ThinkingVia = "chat_template_kwargs"
     # Where the soft switch goes (``via: soft_switch | both``): appended to the last message of this role.
     message: SwitchMessage = "user"
+
+
+def _endpoint_problem(target: Target) -> str | None:
+    """What a target's endpoint lacks, if anything."""
+    if target.kind == "openai":
+        if not target.base_url:
+            return "base_url is required unless kind is 'local'"
+        if not target.model:
+            return "model is required unless kind is 'local'"
+    elif target.proxy:
+        return "the local target runs on this machine and is reached directly; remove proxy"
+    return None
 
 
 class Target(_Strict):
@@ -55,13 +68,9 @@ class Target(_Strict):
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> Target:
-        if self.kind == "openai":
-            if not self.base_url:
-                raise ValueError("base_url is required unless kind is 'local'")
-            if not self.model:
-                raise ValueError("model is required unless kind is 'local'")
-        elif self.proxy:
-            raise ValueError("the local target runs on this machine and is reached directly; remove proxy")
+        problem = _endpoint_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("proxy")
@@ -90,6 +99,34 @@ class Pricing(_Strict):
     input_per_1k: float = Field(0.0, ge=0)
     output_per_1k: float = Field(0.0, ge=0)
     cached_input_per_1k: float | None = Field(None, ge=0)
+
+
+class Judge(Target):
+    """A model that grades answers (``expect.judge`` / ``judge_score``): an endpoint written as a target is
+    (``kind: local`` works), or ``target: NAME`` for one the config evaluates (``target``: the config's own).
+
+    ``params`` are sent with every judge request (``response_format: {type: json_object}`` too unless they
+    set ``response_format``; null sends none); each verdict is asked ``repeats`` times and the majority
+    counts. ``template`` is a jinja2 file (relative to the config) for the judge's prompt.
+    """
+
+    target: str | None = Field(None, min_length=1)
+    params: RequestParams = Field(default_factory=RequestParams)
+    repeats: int = Field(1, ge=1, le=25)
+    template: str | None = Field(None, min_length=1)
+    pricing: Pricing | None = None
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> Judge:
+        if self.target is not None:
+            if self.base_url or self.kind != "openai" or self.model:
+                raise ValueError("a judge is either target: NAME or an endpoint (base_url and model, or "
+                                 "kind: local), not both")
+            return self
+        problem = _endpoint_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class RunOptions(_Strict):
@@ -177,6 +214,8 @@ class Config(_Strict):
     pass_k: int | None = Field(None, ge=1)
     run: RunOptions = Field(default_factory=RunOptions)
     gates: list[Gate] = Field(default_factory=list)
+    #: Models that grade answers, by name; a check uses ``default`` unless it names another.
+    judges: dict[str, Judge] = Field(default_factory=dict)
 
     @field_validator("grid")
     @classmethod
@@ -312,6 +351,7 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
             raise doc.error(("suites", i), f"two suites are named {suite.name!r}")
         seen[suite.name] = i
         suites.append(suite)
+    check_judges(doc, config, suites, folder)
     if config.pass_k is not None and config.pass_k > config.repeats:
         raise doc.error(("pass_k",), f"pass_k ({config.pass_k}) exceeds repeats ({config.repeats})",
                         hint="pass@k and pass^k are estimated from at least k samples of each case")

@@ -23,6 +23,8 @@ from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig
 from evalharness.errors import RunAborted, UsageError
+from evalharness.judgerun import judge_run, manifest_judges, read_judgements
+from evalharness.judging import attach_judged, judge_totals
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
@@ -64,17 +66,21 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
     version, target, the transport and proxy used, time."""
     config = loaded.config.model_dump(mode="json", exclude_none=False)
     config["target"]["headers"] = {name: "<redacted>" for name in config["target"].get("headers", {})}
+    for judge in (config.get("judges") or {}).values():
+        judge["headers"] = {name: "<redacted>" for name in judge.get("headers") or {}}
     if config["target"].get("proxy"):
         config["target"]["proxy"] = redact(config["target"]["proxy"])
     cases = {}
     for suite in loaded.suites:
         for case in suite.cases:
             own = suite.checks.get(case.id, [])
+            # A judge is shown what the case asked, so the manifest keeps it for cases a judge grades too.
+            shown = bool(own) or bool(case.expect and case.expect.judge_checks())
             spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
                             checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
-                                                        "messages": suite.messages[case.id]} if own else {})
+                                                        "messages": suite.messages[case.id]} if shown else {})
             cases[f"{suite.name}/{case.id}"] = spec.to_manifest()
-    return {
+    manifest: Manifest = {
         "run_id": run_id, "harness_version": __version__,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # A config given as a mapping has no file; its paths (baseline gates) resolve against config_dir.
@@ -86,6 +92,9 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
                  "item_ids_digest": _digest(i.item_id for i in plan.items)},
         "cases": cases,
     }
+    if loaded.config.judges:
+        manifest["judges"] = manifest_judges(loaded, target)
+    return manifest
 
 
 def _digest(ids: Iterable[str]) -> str:
@@ -104,6 +113,8 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     manifest = read_json(run_dir / MANIFEST)
     if records is None:
         records = read_records(run_dir, compact=True)
+    judgements = read_judgements(run_dir) if manifest.get("judges") else {}
+    attach_judged(manifest, records, judgements)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     # The records (and baselines) live until the reports are written: the collector need not walk them
     # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
@@ -111,6 +122,8 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     try:
         summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason,
                                 gates_enabled=gates, baselines=baselines, population=population)
+        if manifest.get("judges"):
+            summary["judges"] = judge_totals(judgements, records, summary["totals"]["currency"])
         write_json(run_dir / SUMMARY, summary)
         reports = write_reports(run_dir, manifest, summary, records)
     finally:
@@ -167,7 +180,7 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                               + (f" ({len(done)} already done)" if done else "")
                               + f" against {target['model']} at {target['base_url']}" + through(route))
             run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target,
-                           backend=backend))
+                           backend=backend, manifest=manifest))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -220,7 +233,7 @@ def through(route: Route) -> str:
 
 async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: Path, todo: list[Any],
                progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None,
-               backend: Backend | None = None) -> None:
+               backend: Backend | None = None, manifest: Manifest | None = None) -> None:
     cfg = loaded.config
     async with contextlib.AsyncExitStack() as stack:
         writer = ResultWriter(run_dir)
@@ -240,3 +253,6 @@ async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: 
                         api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
                         check_target=check_target)
         await runner.run(todo, total=len(todo), spent=spent)
+        if cfg.judges and manifest is not None:  # then the judges grade what the target said
+            await judge_run(loaded, manifest, run_dir, read_records(run_dir), target=target, target_backend=backend,
+                            progress=progress)

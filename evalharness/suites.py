@@ -107,8 +107,8 @@ class Expect(_Strict):
         found: list[JudgeCheck | JudgeScore] = []
         for entry in self.judge if isinstance(self.judge, list) else [self.judge] if self.judge else []:
             found.append(JudgeCheck(rubric=entry) if isinstance(entry, str) else entry)
-        scores = self.judge_score if isinstance(self.judge_score, list) else [self.judge_score] if self.judge_score else []
-        found.extend(scores)
+        scored = self.judge_score
+        found.extend(scored if isinstance(scored, list) else [scored] if scored else [])
         return found
 
 

@@ -93,6 +93,60 @@ class Record(TypedDict):
     response_id: NotRequired[str | None]
     usage_check: NotRequired[dict[str, Any] | None]
     target: NotRequired[str]
+    #: In memory only, never in results.jsonl: the model-graded checks of this sample, from judgements.jsonl
+    #: (``judging.attach_judged``).
+    judged: NotRequired[list[JudgedCheck]]
+
+
+class JudgedCheck(TypedDict):
+    """One model-graded check (``expect.judge`` / ``judge_score``) of one sample: every judge repeat's vote
+    (``pass``, ``fail``, ``unparsable``, or ``missing`` where no judgement is stored) and the majority."""
+
+    check: Literal["judge", "judge_score"]
+    judge: str
+    rubric: str
+    votes: list[str]
+    scores: list[float | None]
+    reasons: list[str | None]
+    #: ``pass``, ``fail``, ``unparsable`` (no vote could be read) or ``unjudged`` (no judgement stored).
+    verdict: str
+    score: float | None
+    min: float | None
+
+
+# --- judgements.jsonl -----------------------------------------------------------------------------------
+
+class Judgement(TypedDict):
+    """One line of judgements.jsonl: one call of a judge, cached by ``key`` (the request's SHA-256 and the
+    judge repeat), so ``evalharness report`` and a resumed run never send it again."""
+
+    key: str
+    judge: str
+    repeat: int
+    request: dict[str, Any]
+    started_at: str
+    ok: bool
+    http_status: int | None
+    error_kind: str | None
+    error: str | None
+    content: str | None
+    usage: Usage | None
+    cost: float | None
+    e2e_s: float | None
+    attempts: int
+
+
+class JudgeTotals(TypedDict):
+    """summary.json's ``judges``: the judges' own calls, tokens and cost, apart from the target's."""
+
+    requests: int
+    errors: int
+    unparsable: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    currency: str
+    by_judge: dict[str, dict[str, Any]]
 
 
 # --- the target ---------------------------------------------------------------------------------------------
@@ -151,6 +205,8 @@ class Manifest(TypedDict):
     plan: ManifestPlan
     #: ``suite/case_id`` -> what scoring needs of the case.
     cases: dict[str, CaseEntry]
+    #: The judges by name: what their requests are built of (``judgerun.manifest_judges``).
+    judges: NotRequired[dict[str, Any]]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------
@@ -483,3 +539,4 @@ class Summary(TypedDict):
     baseline: dict[str, Any] | None
     gates: list[GateVerdict]
     checks: list[OwnCheck]
+    judges: NotRequired[JudgeTotals | None]

@@ -1,0 +1,175 @@
+"""Calling the judges after the target has answered: judgements.jsonl, appended and flushed per call.
+
+Only judgements not stored yet are requested (a resumed run, or one whose judge failed before, asks for the
+rest); identical requests are sent once. A judge that fails is recorded as such and its checks are
+``unjudged``, never passed. ``evalharness report`` never gets here: it scores from the stored judgements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalharness.backend import Backend, Outcome
+from evalharness.client import ChatClient
+from evalharness.config import Judge, LoadedConfig, Pricing
+from evalharness.errors import ConfigError
+from evalharness.judgeconfig import judge_template
+from evalharness.judging import JUDGEMENTS, JudgeRequest, judge_params, judges_of, record_requests
+from evalharness.local import MODEL_ALIAS, open_target
+from evalharness.progress import Progress
+from evalharness.types import Judgement, Manifest, Record, TargetInfo
+from evalharness.usage import cost_of
+
+#: Error kinds worth another attempt (the runner's view, for the judge's calls).
+_RETRY = {"timeout", "connect_error", "stream_broken", "stream_incomplete"}
+
+
+def manifest_judges(loaded: LoadedConfig, target: TargetInfo) -> dict[str, Any]:
+    """What the manifest keeps of each judge: enough to build its requests again, and where it was."""
+    out: dict[str, Any] = {}
+    for name, judge in loaded.config.judges.items():
+        where: dict[str, str | None]
+        if judge.target is not None:
+            model, where = target["model"], {"target": judge.target}
+        else:
+            model = judge.model or MODEL_ALIAS
+            where = {"kind": judge.kind, "base_url": judge.base_url}
+        out[name] = {"model": model, **where, "repeats": judge.repeats,
+                     "params": judge_params(judge.params.model_dump(exclude_unset=True)),
+                     "template": judge_template(judge, loaded.folder), "template_path": judge.template}
+    return out
+
+
+def read_judgements(run_dir: Path) -> dict[str, Judgement]:
+    """The stored judgements by key; a later line for a key wins unless it failed where an earlier one
+    succeeded. A torn last line (a run killed mid-write) is skipped."""
+    path = run_dir / JUDGEMENTS
+    found: dict[str, Judgement] = {}
+    if not path.exists():
+        return found
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                line: Judgement = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            old = found.get(line["key"])
+            if old is None or line["ok"] or not old["ok"]:
+                found[line["key"]] = line
+    return found
+
+
+def pending(manifest: Manifest, records: list[Record], stored: dict[str, Judgement]) -> list[JudgeRequest]:
+    """The judge calls the records need that are not stored (or stored as failed), each once."""
+    judges = judges_of(manifest)
+    todo: dict[str, JudgeRequest] = {}
+    for record in records:
+        for _, calls in record_requests(manifest, record, judges):
+            for call in calls:
+                done = stored.get(call.key)
+                if (done is None or not done["ok"]) and call.key not in todo:
+                    todo[call.key] = call
+    return list(todo.values())
+
+
+class _Writer:
+    """judgements.jsonl, opened for appending; each line written and handed to the OS as it completes."""
+
+    def __init__(self, run_dir: Path) -> None:
+        path = run_dir / JUDGEMENTS
+        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            with path.open("ab") as f:  # a torn last line stays behind as its own, unreadable line
+                f.write(b"\n")
+        self._fh = path.open("ab", buffering=0)
+
+    def write(self, line: Judgement) -> None:
+        self._fh.write(orjson.dumps(line) + b"\n")  # unbuffered: in the OS's hands when this returns
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+async def _call(backend: Backend, call: JudgeRequest, pricing: Pricing, max_retries: int) -> Judgement:
+    started = datetime.now(UTC).isoformat(timespec="milliseconds")
+    outcome = Outcome(ok=False)
+    attempts = 0
+    for attempt in range(max_retries + 1):
+        attempts += 1
+        outcome = await backend.complete(call.body)
+        retry = outcome.error_kind in _RETRY or (outcome.status or 0) in (429, 500, 502, 503, 504)
+        if outcome.ok or not retry or attempt == max_retries:
+            break
+        await asyncio.sleep(min(8.0, 0.5 * 2 ** attempt))
+    return {"key": call.key, "judge": call.judge, "repeat": call.repeat, "request": call.body,
+            "started_at": started, "ok": outcome.ok, "http_status": outcome.status, "error_kind": outcome.error_kind,
+            "error": outcome.error, "content": outcome.content, "usage": outcome.usage,
+            "cost": cost_of(outcome.usage, pricing), "e2e_s": outcome.e2e_s, "attempts": attempts}
+
+
+@contextlib.contextmanager
+def _endpoint(judge: Judge, run_dir: Path, name: str) -> Iterator[TargetInfo]:
+    with open_target(judge, run_dir / f"judge-{name}-server.log") as (info, _):
+        yield info
+
+
+async def judge_run(loaded: LoadedConfig, manifest: Manifest, run_dir: Path, records: list[Record], *,
+                    target: TargetInfo, target_backend: Backend | None, progress: Progress) -> int:
+    """Ask the judges for every judgement the records need and the run dir lacks; return how many were asked.
+
+    A judge with ``target: target`` is sent its requests the way the target's are (``target_backend``, or an
+    HTTP client to ``target``); any other judge is reached at its own endpoint (a bundled one started for it).
+    """
+    stored = read_judgements(run_dir)
+    todo = pending(manifest, records, stored)
+    if not todo:
+        return 0
+    cfg = loaded.config
+    progress.announce(f"Judging: {len(todo)} judge requests" + (f" ({len(stored)} already stored)" if stored else ""))
+    writer = _Writer(run_dir)
+    try:
+        with contextlib.ExitStack() as stack:
+            backends: dict[str, tuple[Backend, Pricing]] = {}
+            for name in {c.judge for c in todo}:
+                judge = cfg.judges[name]
+                pricing = judge.pricing or cfg.pricing if judge.target else judge.pricing or Pricing()
+                if judge.target is not None and target_backend is not None:
+                    backends[name] = (target_backend, pricing)
+                    continue
+                if judge.target is not None:
+                    info, headers, env = target, cfg.target.headers, cfg.target.api_key_env
+                else:
+                    info, headers, env = stack.enter_context(_endpoint(judge, run_dir, name)), judge.headers, \
+                        judge.api_key_env
+                key = os.environ.get(env) if env else None
+                if env and not key and judge.kind != "local":
+                    raise ConfigError(f"{env} is not set in this environment (or is empty), so the requests to "
+                                      f"the judge {name} would carry no API key", key=f"judges.{name}.api_key_env",
+                                      file=str(loaded.path) if loaded.path else None,
+                                      hint=f"export {env}=<its key>")
+                backends[name] = (ChatClient(info["base_url"], api_key=key, headers=headers,
+                                             timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency),
+                                  pricing)
+            slots = asyncio.Semaphore(cfg.run.concurrency)
+
+            async def one(call: JudgeRequest) -> None:
+                async with slots:
+                    backend, pricing = backends[call.judge]
+                    writer.write(await _call(backend, call, pricing, cfg.run.max_retries))
+
+            try:
+                await asyncio.gather(*(one(c) for c in todo))
+            finally:
+                for backend, _ in backends.values():
+                    if backend is not target_backend:
+                        await backend.aclose()
+    finally:
+        writer.close()
+    return len(todo)
