@@ -308,3 +308,10 @@ def judge_totals(judgements: Mapping[str, Judgement], records: Iterable[Record],
             "prompt_tokens": sum(b["prompt_tokens"] for b in by_judge.values()),
             "completion_tokens": sum(b["completion_tokens"] for b in by_judge.values()),
             "cost": sum(b["cost"] for b in by_judge.values()), "currency": currency, "by_judge": by_judge}
+
+
+def judges_line(totals: JudgeTotals) -> str:
+    """The judges' own totals in a line, as the reports show them beside the target's."""
+    return (f"{totals['requests']:,} calls ({totals['errors']:,} failed, {totals['unparsable']:,} unparsable "
+            f"votes), {totals['prompt_tokens']:,} / {totals['completion_tokens']:,} tokens in / out, cost "
+            f"{totals['cost']:.4g} {totals['currency']} (apart from the target's)")
