@@ -83,8 +83,8 @@ def render_markdown(summary: Summary) -> str:
     lines = [f"## evalharness: {md(summary['name'])} — {status}", "",
              f"Run {md(summary['run_id'])} against **{md(summary['target']['model'])}**: "
              f"{t['requests']:,}/{t['planned']:,} requests, {t['errors']:,} errors, {tokens}."]
-    if summary.get("judges"):
-        lines += ["", f"Judges: {md(judges_line(summary['judges']))}."]
+    if judges := summary.get("judges"):
+        lines += ["", f"Judges: {md(judges_line(judges))}."]
     if not summary["complete"]:
         lines += ["", f"**Incomplete run:** {md(summary.get('stop_reason'))}"]
     lines += _best_lines(summary)

@@ -152,8 +152,8 @@ def _verdict(summary: Summary, records: list[Record]) -> dict[str, Any]:
             items.append(("usage", provenance_note(totals)))
         if cached_note(totals):
             items.append(("prompt cache", cached_note(totals)))
-    if summary.get("judges"):
-        items.append(("judges", judges_line(summary["judges"])))
+    if judges := summary.get("judges"):
+        items.append(("judges", judges_line(judges)))
     items.append(("run time", fmt_duration(run_time(records))))
     return {"items": items, "failed_gates": _gates(failed[:MAX_HEADER_GATES]),
             "more_failed_gates": max(0, len(failed) - MAX_HEADER_GATES),
