@@ -129,6 +129,16 @@ class Judge(Target):
         return self
 
 
+class JudgeCompare(_Strict):
+    """``judge_compare``: a judge says, case by case, whether cell ``b``'s answer beats cell ``a``'s on
+    ``rubric`` (each pair shown in both orders); ``a`` and ``b`` match one cell each, as a gate's ``where``."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    rubric: str = Field(min_length=1)
+    judge: str = "default"
+
+
 class RunOptions(_Strict):
     """How the runner behaves."""
 
@@ -216,6 +226,8 @@ class Config(_Strict):
     gates: list[Gate] = Field(default_factory=list)
     #: Models that grade answers, by name; a check uses ``default`` unless it names another.
     judges: dict[str, Judge] = Field(default_factory=dict)
+    #: Pairwise comparisons of two cells' answers by a judge.
+    judge_compare: list[JudgeCompare] = Field(default_factory=list)
 
     @field_validator("grid")
     @classmethod

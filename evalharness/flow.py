@@ -26,6 +26,7 @@ from evalharness.errors import RunAborted, UsageError
 from evalharness.judgerun import judge_run, manifest_judges, read_judgements
 from evalharness.judging import attach_judged, judge_totals
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
+from evalharness.pairwise import comparisons
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.proxy import DIRECT, Route, redact, route_for
@@ -75,7 +76,7 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
         for case in suite.cases:
             own = suite.checks.get(case.id, [])
             # A judge is shown what the case asked, so the manifest keeps it for cases a judge grades too.
-            shown = bool(own) or bool(case.expect and case.expect.judge_checks())
+            shown = bool(own) or bool(case.expect and case.expect.judge_checks()) or bool(loaded.config.judge_compare)
             spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
                             checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
                                                         "messages": suite.messages[case.id]} if shown else {})
@@ -124,6 +125,8 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
                                 gates_enabled=gates, baselines=baselines, population=population)
         if manifest.get("judges"):
             summary["judges"] = judge_totals(judgements, records, summary["totals"]["currency"])
+        if manifest["config"].get("judge_compare"):
+            summary["judge_comparisons"] = comparisons(manifest, records, judgements)
         write_json(run_dir / SUMMARY, summary)
         reports = write_reports(run_dir, manifest, summary, records)
     finally:

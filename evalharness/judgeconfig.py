@@ -43,6 +43,7 @@ def check_judges(doc: YamlDoc, config: Config, suites: list[Suite], folder: Path
             except jinja2.TemplateSyntaxError as exc:
                 raise doc.error(("judges", name, "template"),
                                 f"{judge.template} line {exc.lineno}: {exc.message}") from exc
+    _check_compare(doc, config)
     for suite in suites:
         for case in suite.cases:
             if case.expect is None:
@@ -55,3 +56,27 @@ def check_judges(doc: YamlDoc, config: Config, suites: list[Suite], folder: Path
                                   f"does not define (its judges: {known})", file=str(suite.path),
                                   key="expect.judge", hint="add judges: {default: {kind: local}} (or an endpoint, "
                                   "or target: target) to the config")
+
+
+def _check_compare(doc: YamlDoc, config: Config) -> None:
+    """Every ``judge_compare`` names a judge and two different cells, one each."""
+    from evalharness.gates import matches_where  # both build on config.py
+    from evalharness.plan import make_cells
+
+    if not config.judge_compare:
+        return
+    cells = make_cells(config.grid)
+    defaults = config.defaults.model_dump(exclude_unset=True)
+    for i, entry in enumerate(config.judge_compare):
+        if entry.judge not in config.judges:
+            raise doc.error(("judge_compare", i, "judge"), f"no judge named {entry.judge!r} in judges")
+        picked = []
+        for side in ("a", "b"):
+            matched = [c.label for c in cells if matches_where(c.params, getattr(entry, side), defaults)]
+            if len(matched) != 1:
+                raise doc.error(("judge_compare", i, side), f"matches {len(matched)} cells"
+                                + (f" ({'; '.join(matched[:4])})" if matched else "")
+                                + "; it must pick exactly one", hint="name a value of every grid axis")
+            picked.append(matched[0])
+        if picked[0] == picked[1]:
+            raise doc.error(("judge_compare", i, "b"), f"a and b are the same cell ({picked[0]})")

@@ -24,6 +24,7 @@ from evalharness.errors import ConfigError
 from evalharness.judgeconfig import judge_template
 from evalharness.judging import JUDGEMENTS, JudgeRequest, judge_params, judges_of, record_requests
 from evalharness.local import MODEL_ALIAS, open_target
+from evalharness.pairwise import pairs
 from evalharness.progress import Progress
 from evalharness.types import Judgement, Manifest, Record, TargetInfo
 from evalharness.usage import cost_of
@@ -77,6 +78,11 @@ def pending(manifest: Manifest, records: list[Record], stored: dict[str, Judgeme
                 done = stored.get(call.key)
                 if (done is None or not done["ok"]) and call.key not in todo:
                     todo[call.key] = call
+    for _, _, a_first, b_first in pairs(manifest, records):
+        for call in (*a_first, *b_first):
+            done = stored.get(call.key)
+            if (done is None or not done["ok"]) and call.key not in todo:
+                todo[call.key] = call
     return list(todo.values())
 
 

@@ -118,11 +118,12 @@ def judge_checks(expect: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def requests_for(judge: JudgeSpec, check: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
-                 answer: str) -> list[JudgeRequest]:
-    """The judge calls that grade ``answer`` on one check: one per judge repeat, the same body each."""
+                 answer: str, extra: Mapping[str, Any] | None = None) -> list[JudgeRequest]:
+    """The judge calls that grade ``answer`` on one check: one per judge repeat, the same body each.
+    ``extra`` are more names for the template (a pairwise comparison's ``first`` and ``second``)."""
     text = _template(judge.template or TEMPLATE).render(
         question=question_text(messages), answer=answer, rubric=check["rubric"],
-        scored=check["check"] == "judge_score", min=check.get("min"))
+        scored=check["check"] == "judge_score", min=check.get("min"), **(extra or {}))
     body = build_body(judge.model, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
                       judge.params, stream=False)
     # Canonical JSON (as plan.canonical writes it): the same body always gives the same key.

@@ -540,3 +540,5 @@ class Summary(TypedDict):
     gates: list[GateVerdict]
     checks: list[OwnCheck]
     judges: NotRequired[JudgeTotals | None]
+    #: ``judge_compare``: per entry, the pairs each cell's answer won (``pairwise.comparisons``).
+    judge_comparisons: NotRequired[list[dict[str, Any]]]

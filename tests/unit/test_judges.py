@@ -173,3 +173,73 @@ def test_a_check_naming_an_unknown_judge_is_a_config_error(suite: Path) -> None:
     cfg["judges"] = {"default": {"target": "other"}}
     with pytest.raises(ConfigError, match="no target named 'other'"):
         evalharness.run(cfg, base_dir=suite, backend=Scripted())
+
+
+class Pairwise(Scripted):
+    """Setting temperature 1 answers better; the judge either sees that or always picks the first answer."""
+
+    def __init__(self, *, biased: bool) -> None:
+        super().__init__()
+        self.biased = biased
+
+    async def complete(self, body: dict[str, Any]) -> evalharness.Outcome:
+        messages = body["messages"]
+        if messages[0]["content"] != SYSTEM:
+            text = "a careful, good answer" if body.get("temperature") == 1 else "meh"
+            return evalharness.Outcome(ok=True, status=200, content=text, finish_reason="stop", e2e_s=0.01)
+        self.judge_calls += 1
+        first = messages[1]["content"].split("First answer:\n")[1].split("\n")[0]
+        better = "first" if self.biased or "good" in first else "second"
+        return evalharness.Outcome(ok=True, status=200, content=json.dumps({"reason": "r", "better": better}),
+                                   finish_reason="stop", e2e_s=0.01)
+
+
+def pairwise_config() -> dict[str, Any]:
+    cfg = config(repeats=1)
+    cfg["suites"] = ["plain.yaml"]
+    cfg["grid"] = {"temperature": [0, 1]}
+    cfg["repeats"] = 2
+    cfg["judge_compare"] = [{"a": {"temperature": 0}, "b": {"temperature": 1}, "rubric": "Which is more helpful?"}]
+    return cfg
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    (tmp_path / "plain.yaml").write_text("name: plain\ncases:\n" + "".join(
+        f"  - {{id: q{i}, prompt: 'Question {i}'}}\n" for i in range(4)))
+    return tmp_path
+
+
+def test_pairwise_a_judge_that_always_picks_the_first_answer_finds_no_winner(plain: Path) -> None:
+    backend = Pairwise(biased=True)
+    evalharness.run(pairwise_config(), base_dir=plain, out=plain / "run", backend=backend)
+    found = read_json(plain / "run" / "summary.json")["judge_comparisons"][0]
+    # 4 cases x 2 repeats = 8 pairs, each shown in both orders; the repeats' answers are the same, so the
+    # requests are too, and are sent once.
+    assert backend.judge_calls == 4 * 2
+    assert (found["pairs"], found["a_wins"], found["b_wins"], found["ties"]) == (8, 0, 0, 8)
+    assert found["position_bias"] == 8 and found["verdict"] == "inconclusive"
+
+
+def test_pairwise_a_judge_that_sees_the_better_answer_says_b_is_better(plain: Path) -> None:
+    evalharness.run(pairwise_config(), base_dir=plain, out=plain / "run", backend=Pairwise(biased=False))
+    found = read_json(plain / "run" / "summary.json")["judge_comparisons"][0]
+    assert (found["b_wins"], found["a_wins"], found["ties"]) == (8, 0, 0)
+    assert found["p_value"] == pytest.approx(2 / 2 ** 8) and found["verdict"] == "b better"
+
+
+def test_preference_needs_both_orders_to_agree() -> None:
+    from evalharness.pairwise import preference
+
+    assert preference("first", "second") == "a"  # A shown first won, and A shown second won
+    assert preference("second", "first") == "b"
+    assert preference("first", "first") == "tie"  # the first position won both times: position bias
+    assert preference("tie", "second") == "tie"
+    assert preference("unparsable", "first") == "unparsable"
+
+
+def test_judge_compare_must_pick_one_cell_each(plain: Path) -> None:
+    cfg = pairwise_config()
+    cfg["judge_compare"][0]["a"] = {}
+    with pytest.raises(ConfigError, match="matches 2 cells"):
+        evalharness.run(cfg, base_dir=plain, backend=Pairwise(biased=True))
