@@ -369,6 +369,8 @@ class MetricComparison(TypedDict, total=False):
 
     metric: str
     kind: Literal["difference", "ratio"]
+    #: The judges' own disagreement, when it widened the tolerance of a rate they decide.
+    judge_noise: float
     before: float
     after: float
     change: float | None

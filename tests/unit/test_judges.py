@@ -243,3 +243,20 @@ def test_judge_compare_must_pick_one_cell_each(plain: Path) -> None:
     cfg["judge_compare"][0]["a"] = {}
     with pytest.raises(ConfigError, match="matches 2 cells"):
         evalharness.run(cfg, base_dir=plain, backend=Pairwise(biased=True))
+
+
+def test_a_change_within_the_judges_own_disagreement_is_not_a_regression(suite: Path) -> None:
+    from evalharness.regress import judge
+    from evalharness.runs import load_run
+
+    evalharness.run(config(), base_dir=suite, out=suite / "run", backend=Scripted())
+    run = load_run(suite / "run")  # judgements attached from the run's folder
+    # Minority shares of the votes: alpha 1/3, beta 2/3, gamma and delta 0 (each case twice).
+    noise = run.judge_noise(run.cells[0]["cell_id"])
+    assert noise == pytest.approx((1 / 3 + 2 / 3) / 4)
+    before = {(f"s/c{i}", r): 1.0 for i in range(20) for r in range(5)}
+    after = {key: 0.0 if key[1] == 0 else 1.0 for key in before}  # a 20-point drop
+    assert judge("pass_rate", before, after)["verdict"] == "regressed"
+    noisy = judge("pass_rate", before, after, noise=noise)
+    assert noisy["verdict"] != "regressed" and noisy["judge_noise"] == pytest.approx(noise)
+    assert judge("pass_rate", before, after, noise=0.02)["verdict"] == "regressed"  # well beyond the noise
