@@ -13,6 +13,7 @@ from typing import TextIO
 from evalharness import api
 from evalharness.config import load_config
 from evalharness.console import format_comparison, format_outcome, format_plan
+from evalharness.judgeconfig import judge_plan_line
 from evalharness.plan import make_plan
 from evalharness.progress import Progress
 from evalharness.regress import Population
@@ -42,6 +43,8 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         plan = make_plan(loaded)
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
         print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
+        if judged := judge_plan_line(loaded, len(plan.items), len(plan.cells)):
+            print(judged, file=stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
                      progress=Progress(announce=stdout))

@@ -11,7 +11,7 @@ from evalharness.errors import ConfigError
 from evalharness.yamlsrc import YamlDoc
 
 if TYPE_CHECKING:  # config.py calls this module; it only reads what config.py defines
-    from evalharness.config import Config, Judge
+    from evalharness.config import Config, Judge, LoadedConfig
     from evalharness.suites import Suite
 
 #: What ``target: NAME`` in a judge may name: the config's own target.
@@ -80,3 +80,20 @@ def _check_compare(doc: YamlDoc, config: Config) -> None:
             picked.append(matched[0])
         if picked[0] == picked[1]:
             raise doc.error(("judge_compare", i, "b"), f"a and b are the same cell ({picked[0]})")
+
+
+def judge_plan_line(loaded: LoadedConfig, items: int, cells: int) -> str | None:
+    """What the judges will be asked at most, for ``run --dry-run`` (identical answers share requests)."""
+    cfg = loaded.config
+    if not cfg.judges:
+        return None
+    graded = 0
+    for suite in loaded.suites:
+        for case in suite.cases:
+            for check in case.expect.judge_checks() if case.expect else []:
+                graded += cfg.judges[check.judge].repeats
+    per_cell = items // max(1, cells)
+    checks = graded * cells * cfg.repeats
+    pairs = sum(per_cell * 2 * cfg.judges[c.judge].repeats for c in cfg.judge_compare)
+    return (f"  judges: at most {checks + pairs:,} requests ({checks:,} for graded checks, {pairs:,} for "
+            f"judge_compare; identical answers share theirs), reported apart from the target's")
