@@ -316,3 +316,15 @@ def judges_line(totals: JudgeTotals) -> str:
     return (f"{totals['requests']:,} calls ({totals['errors']:,} failed, {totals['unparsable']:,} unparsable "
             f"votes), {totals['prompt_tokens']:,} / {totals['completion_tokens']:,} tokens in / out, cost "
             f"{totals['cost']:.4g} {totals['currency']} (apart from the target's)")
+
+
+def verdict_lines(judged: Sequence[JudgedCheck]) -> list[str]:
+    """Each model-graded check of a sample in a line for the answers' drill-down: verdict, votes, reasons."""
+    out = []
+    for j in judged:
+        votes = ", ".join(f"{n} {v}" for v, n in Counter(j["votes"]).most_common())
+        reasons = "; ".join(dict.fromkeys(r for r in j["reasons"] if r))
+        score = f", mean score {j['score']:.2f}" if j["score"] is not None else ""
+        line = f"{j['check']} by {j['judge']}: {j['verdict']} ({votes}{score})"
+        out.append(f"{line} — {reasons}" if reasons else line)
+    return out

@@ -80,6 +80,10 @@ def test_the_verdict_is_the_majority_and_an_unparsable_reply_is_never_a_pass(sui
     report = (suite / "run" / "summary.md").read_text()
     assert "unparsable" in (suite / "run" / "junit.xml").read_text()
     assert "Judges" in report
+    html = (suite / "run" / "report.html").read_text()
+    # The answers' drill-down shows each sample's verdict, votes and reasons, passes included.
+    assert "judge by default: pass (2 pass, 1 fail) — it does; it does not" in html
+    assert "judge by default: unparsable (3 unparsable)" in html
 
 
 def test_majority_of_all_votes() -> None:
