@@ -23,7 +23,7 @@ from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig
 from evalharness.errors import RunAborted, UsageError
-from evalharness.judgerun import judge_run, manifest_judges, read_judgements
+from evalharness.judgerun import judge_api_key, judge_run, manifest_judges, read_judgements
 from evalharness.judging import attach_judged, judge_totals
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.pairwise import comparisons
@@ -152,6 +152,9 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     cfg = loaded.config
     plan = make_plan(loaded)
     loaded.api_key()  # an unset key variable is a config error before anything is created or sent
+    for name, judge in loaded.config.judges.items():
+        if judge.target is None:  # the judges' keys too
+            judge_api_key(loaded, name)
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)

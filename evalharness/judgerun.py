@@ -26,6 +26,7 @@ from evalharness.judging import JUDGEMENTS, JudgeRequest, judge_params, judges_o
 from evalharness.local import MODEL_ALIAS, open_target
 from evalharness.pairwise import pairs
 from evalharness.progress import Progress
+from evalharness.proxy import route_for
 from evalharness.types import Judgement, Manifest, Record, TargetInfo
 from evalharness.usage import cost_of
 
@@ -47,6 +48,22 @@ def manifest_judges(loaded: LoadedConfig, target: TargetInfo) -> dict[str, Any]:
                      "params": judge_params(judge.params.model_dump(exclude_unset=True)),
                      "template": judge_template(judge, loaded.folder), "template_path": judge.template}
     return out
+
+
+def judge_api_key(loaded: LoadedConfig, name: str) -> str | None:
+    """The API key of judge ``name`` (its target's for ``target: target``) from the environment; a variable
+    named but unset is a config error, raised before anything is sent."""
+    judge = loaded.config.judges[name]
+    if judge.target is not None:
+        return loaded.api_key()
+    env = judge.api_key_env
+    key = os.environ.get(env) if env else None
+    if env and not key and judge.kind != "local":
+        raise ConfigError(f"{env} is not set in this environment (or is empty), so the requests to the judge "
+                          f"{name} ({judge.model} at {judge.base_url}) would carry no API key",
+                          file=str(loaded.path) if loaded.path else None, key=f"judges.{name}.api_key_env",
+                          hint=f"export {env}=<its key>; for a judge that needs no key, write api_key_env: null")
+    return key or None
 
 
 def read_judgements(run_dir: Path) -> dict[str, Judgement]:
@@ -149,19 +166,15 @@ async def judge_run(loaded: LoadedConfig, manifest: Manifest, run_dir: Path, rec
                 if judge.target is not None and target_backend is not None:
                     backends[name] = (target_backend, pricing)
                     continue
-                if judge.target is not None:
-                    info, headers, env = target, cfg.target.headers, cfg.target.api_key_env
-                else:
-                    info, headers, env = stack.enter_context(_endpoint(judge, run_dir, name)), judge.headers, \
-                        judge.api_key_env
-                key = os.environ.get(env) if env else None
-                if env and not key and judge.kind != "local":
-                    raise ConfigError(f"{env} is not set in this environment (or is empty), so the requests to "
-                                      f"the judge {name} would carry no API key", key=f"judges.{name}.api_key_env",
-                                      file=str(loaded.path) if loaded.path else None,
-                                      hint=f"export {env}=<its key>")
+                # The judge is reached as its target is: directly or through the proxy its config names.
+                source = cfg.target if judge.target is not None else judge
+                info = target if judge.target is not None else stack.enter_context(_endpoint(judge, run_dir, name))
+                headers = source.headers
+                route = route_for(info["base_url"], source.proxy, local=info["kind"] == "local")
+                key = judge_api_key(loaded, name)
                 backends[name] = (ChatClient(info["base_url"], api_key=key, headers=headers,
-                                             timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency),
+                                             timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency,
+                                             route=route),
                                   pricing)
             slots = asyncio.Semaphore(cfg.run.concurrency)
 

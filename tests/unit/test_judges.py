@@ -264,3 +264,16 @@ def test_a_change_within_the_judges_own_disagreement_is_not_a_regression(suite: 
     noisy = judge("pass_rate", before, after, noise=noise)
     assert noisy["verdict"] != "regressed" and noisy["judge_noise"] == pytest.approx(noise)
     assert judge("pass_rate", before, after, noise=0.02)["verdict"] == "regressed"  # well beyond the noise
+
+
+def test_a_judge_whose_key_variable_is_unset_stops_the_run_before_anything_is_sent(
+        suite: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JUDGE_KEY_FOR_TEST", raising=False)
+    cfg = config()
+    cfg["judges"] = {"default": {"base_url": "https://judge.example/v1", "model": "big", "api_key_env":
+                                 "JUDGE_KEY_FOR_TEST"}}
+    backend = Scripted()
+    with pytest.raises(ConfigError, match="JUDGE_KEY_FOR_TEST is not set") as err:
+        evalharness.run(cfg, base_dir=suite, out=suite / "run", backend=backend)
+    assert err.value.key == "judges.default.api_key_env"
+    assert backend.judge_calls == 0 and not (suite / "run" / "results.jsonl").exists()

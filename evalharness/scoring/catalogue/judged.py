@@ -9,7 +9,7 @@ for _metric in (
     Metric("judge_agreement", "rate", "quality", "judge unanimous", "Share of model-graded checks (`expect.judge`, "
            "`judge_score`) whose judge repeats all gave the same vote (pass, fail or unparsable); needs a judge "
            "with `repeats` >= 2.", "share of graded checks", CellValue(unanimous_metric), higher_is_better=True,
-           title="judge agreement (unanimous)", fields=("value", "ci95", "n", "successes", "unit"), cell=Shown(13),
+           title="judge agreement (unanimous)", fields=("value", "ci95", "n", "successes", "unit"),
            table=Shown(7)),
     Metric("judge_kappa", "number", "quality", "judge kappa", "Fleiss' kappa of the judge repeats' votes over the "
            "cell's model-graded checks: 1 is perfect agreement, 0 what chance gives; undefined (null) when every "
