@@ -137,3 +137,15 @@ def test_cases_and_dataset_together_are_refused(tmp_path: Path) -> None:
     path.write_text("name: s\ndataset: {path: t.jsonl}\ncases: [{id: a, prompt: hi}]\ncase: {id: x, prompt: y}\n")
     with pytest.raises(ConfigError, match="not both"):
         load_suite(path)
+
+
+def test_validate_names_the_broken_row_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalharness.cli import main
+
+    (tmp_path / "t.csv").write_text("ticket_id,question,deadline,category\nt1,q,d,c\nt2,q,d,c\n")
+    (tmp_path / "suite.yaml").write_text(
+        'name: s\ndataset: {path: t.csv}\ncase: {id: "{{ row.ticket_id }}", prompt: "{{ row.missing }}"}\n')
+    (tmp_path / "config.yaml").write_text("name: c\ntarget: {kind: local}\nsuites: [suite.yaml]\n")
+    assert main(["validate", str(tmp_path / "config.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 't.csv'}:2: case.prompt: t.csv line 2: template error:" in err and "missing" in err
