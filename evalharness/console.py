@@ -8,6 +8,7 @@ from typing import Any, cast
 from evalharness.plan import Estimate, Plan
 from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
+from evalharness.report.targets_view import targets_view
 from evalharness.report.view import cell_value
 from evalharness.scoring.catalogue import cell_columns
 from evalharness.types import CaseVerdict, Comparison, GateVerdict, MetricComparison, Summary
@@ -36,6 +37,18 @@ def format_plan(name: str, plan: Plan, estimate: Estimate, currency: str) -> str
     return "\n".join(lines)
 
 
+def target_lines(summary: Summary) -> list[str]:
+    """With several targets: each target's status line, and each target against the reference per grid
+    point where something differs clearly (``report.targets_view``)."""
+    view = targets_view(summary)
+    if view is None:
+        return []
+    lines = [f"target {t['name']}: {t['status']}" + (f" ({t['reason'].partition(chr(10))[0]})" if t["reason"] else "")
+             + f", {t['requests']} requests, {t['errors']} errors" for t in view["rows"]]
+    lines += [f"  {c['target']} vs {c['reference']} [{c['point']}]: {c['headline']}" for c in view["comparisons"]]
+    return lines
+
+
 def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
     columns = cell_columns()
     heads = ["setting", "n"] + [col.heading for col in columns]
@@ -57,6 +70,7 @@ def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
             line += (f" — not clearly better: {len(best.contenders)} other setting(s) have overlapping 95% "
                      f"intervals; more repeats or cases would tell them apart")
         out.append(line)
+    out += target_lines(summary)
     out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
     out += _plain_gates([g for g in summary["gates"] if "baseline" not in g])
     if not summary["complete"]:

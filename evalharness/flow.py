@@ -20,21 +20,22 @@ from typing import Any
 from evalharness import __version__
 from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
-from evalharness.client import ChatClient
-from evalharness.config import LoadedConfig
+from evalharness.config import LoadedConfig, Target
 from evalharness.errors import RunAborted, UsageError
+from evalharness.fanrun import Backends, Part, open_parts, own_backend, run_parts, skipped_statuses
+from evalharness.judgerun import judge_api_key, judge_run, manifest_judges, read_judgements
+from evalharness.judging import attach_judged, judge_totals
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
+from evalharness.pairwise import comparisons
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
-from evalharness.proxy import DIRECT, Route, redact, route_for
+from evalharness.proxy import Route, redact, route_for
 from evalharness.regress import Population
 from evalharness.report import write_reports
-from evalharness.runner import Runner
 from evalharness.scoring.metrics import CaseSpec
 from evalharness.store import (
     MANIFEST,
     SUMMARY,
-    ResultWriter,
     new_run_id,
     open_run_dir,
     read_json,
@@ -44,8 +45,7 @@ from evalharness.store import (
     write_json,
 )
 from evalharness.summary import build_summary
-from evalharness.tokens import TokenCounter
-from evalharness.transport import run_async, side_transport, transport_name
+from evalharness.transport import run_async, transport_name
 from evalharness.types import Manifest, Record, Summary, TargetInfo
 
 
@@ -62,19 +62,22 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
                    transport: dict[str, Any]) -> Manifest:
     """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
     version, target, the transport and proxy used, time."""
-    config = loaded.config.model_dump(mode="json", exclude_none=False)
-    config["target"]["headers"] = {name: "<redacted>" for name in config["target"].get("headers", {})}
-    if config["target"].get("proxy"):
-        config["target"]["proxy"] = redact(config["target"]["proxy"])
+    config: dict[str, Any] = loaded.config.model_dump(mode="json", exclude_none=False)
+    for written in [config["target"], *config.get("targets", []), *(config.get("judges") or {}).values()]:
+        written["headers"] = {name: "<redacted>" for name in written.get("headers", {})}
+        if written.get("proxy"):
+            written["proxy"] = redact(written["proxy"])
     cases = {}
     for suite in loaded.suites:
         for case in suite.cases:
             own = suite.checks.get(case.id, [])
+            # A judge is shown what the case asked, so the manifest keeps it for cases a judge grades too.
+            shown = bool(own) or bool(case.expect and case.expect.judge_checks()) or bool(loaded.config.judge_compare)
             spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
                             checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
-                                                        "messages": suite.messages[case.id]} if own else {})
+                                                        "messages": suite.messages[case.id]} if shown else {})
             cases[f"{suite.name}/{case.id}"] = spec.to_manifest()
-    return {
+    manifest: Manifest = {
         "run_id": run_id, "harness_version": __version__,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # A config given as a mapping has no file; its paths (baseline gates) resolve against config_dir.
@@ -86,6 +89,7 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
                  "item_ids_digest": _digest(i.item_id for i in plan.items)},
         "cases": cases,
     }
+    return manifest
 
 
 def _digest(ids: Iterable[str]) -> str:
@@ -104,6 +108,8 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     manifest = read_json(run_dir / MANIFEST)
     if records is None:
         records = read_records(run_dir, compact=True)
+    judgements = read_judgements(run_dir) if manifest.get("judges") else {}
+    attach_judged(manifest, records, judgements)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     # The records (and baselines) live until the reports are written: the collector need not walk them
     # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
@@ -111,6 +117,10 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     try:
         summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason,
                                 gates_enabled=gates, baselines=baselines, population=population)
+        if manifest.get("judges"):
+            summary["judges"] = judge_totals(judgements, records, summary["totals"]["currency"])
+        if manifest["config"].get("judge_compare"):
+            summary["judge_comparisons"] = comparisons(manifest, records, judgements)
         write_json(run_dir / SUMMARY, summary)
         reports = write_reports(run_dir, manifest, summary, records)
     finally:
@@ -121,7 +131,7 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
 def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
             resume: str | os.PathLike[str] | None = None, gates: bool = True,
             baseline: str | os.PathLike[str] | None = None,
-            population: Population = "suite", backend: Backend | None = None) -> Finished:
+            population: Population = "suite", backend: Backends = None) -> Finished:
     """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
 
     ``backend`` answers the requests instead of the config's target (which is then neither started nor
@@ -135,7 +145,11 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
         open_run_dir(Path(baseline))  # a wrong baseline is a usage error before anything is spent
     cfg = loaded.config
     plan = make_plan(loaded)
-    loaded.api_key()  # an unset key variable is a config error before anything is created or sent
+    for target in loaded.active_targets():  # an unset key variable is a config error before anything is sent
+        loaded.api_key(target)
+    for name, judge in cfg.judges.items():
+        if judge.target is None:  # the judges' keys too
+            judge_api_key(loaded, name)
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)
@@ -152,22 +166,38 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     # A resumed run's budget counts what its earlier parts were charged, failed attempts included.
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
+    parts: list[Part] = []
     try:
-        with open_target_or_backend(loaded, run_dir / "server.log", backend) as (target, check_target):
-            route = DIRECT if backend is not None else target_route(loaded, target)
-            transport = route.describe(transport_name(route) if backend is None else "python")
+        with open_parts(loaded, run_dir, backend) as parts:
+            first = parts[0]
+            python = own_backend(backend, first.name) is not None
+            transport = first.route.describe("python" if python else transport_name(first.route))
             if resume:
-                manifest["target"] = target
+                manifest["target"] = first.info
                 manifest["transport"] = transport
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             else:
-                manifest = build_manifest(loaded, plan, run_dir.name, target, transport)
+                manifest = build_manifest(loaded, plan, run_dir.name, first.info, transport)
+                if cfg.judges:
+                    manifest["judges"] = manifest_judges(loaded, {p.name: p.info for p in parts})
+            manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
             write_json(run_dir / MANIFEST, manifest)
+            for skipped in skipped_statuses(loaded):
+                progress.announce(f"Target {skipped['name']} {skipped['reason']}")
             progress.announce(f"Running {cfg.name}: {len(todo)} requests"
                               + (f" ({len(done)} already done)" if done else "")
-                              + f" against {target['model']} at {target['base_url']}" + through(route))
-            run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target,
-                           backend=backend))
+                              + " against " + "; ".join(f"{p.info['model']} at {p.info['base_url']}"
+                                                        + (f" ({p.name})" if len(parts) > 1 else "")
+                                                        + through(p.route) for p in parts))
+            try:
+                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend))
+            finally:
+                manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
+                write_json(run_dir / MANIFEST, manifest)
+            if cfg.judges:  # then the judges grade what the targets said, while their servers are still up
+                reached = {p.name: (p.info, p.target, own_backend(backend, p.name)) for p in parts}
+                run_async(judge_run(loaded, manifest, run_dir, read_records(run_dir), targets=reached,
+                                    progress=progress))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -195,17 +225,19 @@ def rescore(run_dir: str | Path) -> Finished:
 
 
 @contextlib.contextmanager
-def open_target_or_backend(loaded: LoadedConfig, log_path: Path,
-                            backend: Backend | None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
+def open_target_or_backend(loaded: LoadedConfig, log_path: Path, backend: Backend | None,
+                            spec: Target | None = None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
     """The target as ``open_target`` gives it, or, for a backend given by the caller, what the manifest says
-    of it: its class as the address, and the model the bodies name."""
+    of it: its class as the address, and the model the bodies name. ``spec``: which of the config's targets
+    (default: the first)."""
+    spec = spec or loaded.config.target
     if backend is None:
-        with open_target(loaded.config.target, log_path) as opened:
+        with open_target(spec, log_path) as opened:
             yield opened
         return
     cls = type(backend)
     yield {"kind": "python", "base_url": f"python:{cls.__module__}.{cls.__qualname__}",
-           "model": loaded.config.target.model or MODEL_ALIAS}, None
+           "model": spec.model or MODEL_ALIAS}, None
 
 
 def target_route(loaded: LoadedConfig, target: TargetInfo) -> Route:
@@ -216,27 +248,3 @@ def target_route(loaded: LoadedConfig, target: TargetInfo) -> Route:
 def through(route: Route) -> str:
     """`` through the proxy URL`` (password masked) for a console line, or nothing when there is no proxy."""
     return f" through the proxy {route.shown}" if route.proxy is not None else ""
-
-
-async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: Path, todo: list[Any],
-               progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None,
-               backend: Backend | None = None) -> None:
-    cfg = loaded.config
-    async with contextlib.AsyncExitStack() as stack:
-        writer = ResultWriter(run_dir)
-        stack.callback(writer.close)
-        counter = None
-        if backend is None:
-            key = loaded.api_key()
-            auth = {"Authorization": f"Bearer {key}"} if key else {}
-            counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"],
-                                   timeout_s=cfg.run.timeout_s, headers={**cfg.target.headers, **auth},
-                                   transport=side_transport(route))
-            stack.push_async_callback(counter.aclose)
-            backend = ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                                 timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route)
-        stack.push_async_callback(backend.aclose)
-        runner = Runner(backend, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
-                        api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
-                        check_target=check_target)
-        await runner.run(todo, total=len(todo), spent=spent)

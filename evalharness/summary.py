@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
+from evalharness.crosstarget import target_comparisons, target_statuses
+from evalharness.fanout import gate_defaults
 from evalharness.gates import evaluate_gates
 from evalharness.regress import Population, cell_comparisons
 from evalharness.runs import RunData
@@ -75,7 +77,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         return counted[cell_id].get(metric, {})
 
     verdicts = evaluate_gates(gates, cells, totals,
-                              defaults=manifest["config"].get("defaults"), case_counts=counts,
+                              defaults=gate_defaults(manifest["config"]), case_counts=counts,
                               planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
@@ -94,4 +96,8 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "gates": verdicts,
         # Checks of the cases' own (file or name): where each is, and whether it was found again as it was.
         "checks": own_checks(cases),
+        # Every target and how it went; each against the reference target per grid point (crosstarget.py).
+        "targets": target_statuses(manifest.get("targets") or [], manifest["config"], manifest["plan"]["cells"],
+                                   records),
+        "target_comparisons": target_comparisons(run, cells),
     }

@@ -93,6 +93,60 @@ class Record(TypedDict):
     response_id: NotRequired[str | None]
     usage_check: NotRequired[dict[str, Any] | None]
     target: NotRequired[str]
+    #: In memory only, never in results.jsonl: the model-graded checks of this sample, from judgements.jsonl
+    #: (``judging.attach_judged``).
+    judged: NotRequired[list[JudgedCheck]]
+
+
+class JudgedCheck(TypedDict):
+    """One model-graded check (``expect.judge`` / ``judge_score``) of one sample: every judge repeat's vote
+    (``pass``, ``fail``, ``unparsable``, or ``missing`` where no judgement is stored) and the majority."""
+
+    check: Literal["judge", "judge_score"]
+    judge: str
+    rubric: str
+    votes: list[str]
+    scores: list[float | None]
+    reasons: list[str | None]
+    #: ``pass``, ``fail``, ``unparsable`` (no vote could be read) or ``unjudged`` (no judgement stored).
+    verdict: str
+    score: float | None
+    min: float | None
+
+
+# --- judgements.jsonl -----------------------------------------------------------------------------------
+
+class Judgement(TypedDict):
+    """One line of judgements.jsonl: one call of a judge, cached by ``key`` (the request's SHA-256 and the
+    judge repeat), so ``evalharness report`` and a resumed run never send it again."""
+
+    key: str
+    judge: str
+    repeat: int
+    request: dict[str, Any]
+    started_at: str
+    ok: bool
+    http_status: int | None
+    error_kind: str | None
+    error: str | None
+    content: str | None
+    usage: Usage | None
+    cost: float | None
+    e2e_s: float | None
+    attempts: int
+
+
+class JudgeTotals(TypedDict):
+    """summary.json's ``judges``: the judges' own calls, tokens and cost, apart from the target's."""
+
+    requests: int
+    errors: int
+    unparsable: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    currency: str
+    by_judge: dict[str, dict[str, Any]]
 
 
 # --- the target ---------------------------------------------------------------------------------------------
@@ -104,6 +158,20 @@ class TargetInfo(TypedDict):
     kind: str
     base_url: str
     model: str
+
+
+class TargetStatus(TargetInfo):
+    """One of a run's targets (manifest and summary.json ``targets``): its name, whether it is optional, and
+    how it went: ``ok``, ``failed`` (unreachable, crashed, every request failing; ``reason`` says) or
+    ``skipped`` (optional, its key absent). summary.json adds its cells, requests and errors."""
+
+    name: str
+    optional: bool
+    status: Literal["ok", "failed", "skipped"] | str
+    reason: str | None
+    cells: NotRequired[int]
+    requests: NotRequired[int]
+    errors: NotRequired[int]
 
 
 # --- manifest.json ----------------------------------------------------------------------------------------
@@ -151,6 +219,10 @@ class Manifest(TypedDict):
     plan: ManifestPlan
     #: ``suite/case_id`` -> what scoring needs of the case.
     cases: dict[str, CaseEntry]
+    #: Every target of the run and how it went (runs made before targets existed have only ``target``).
+    targets: NotRequired[list[TargetStatus]]
+    #: The judges by name: what their requests are built of (``judgerun.manifest_judges``).
+    judges: NotRequired[dict[str, Any]]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------
@@ -313,6 +385,8 @@ class MetricComparison(TypedDict, total=False):
 
     metric: str
     kind: Literal["difference", "ratio"]
+    #: The judges' own disagreement, when it widened the tolerance of a rate they decide.
+    judge_noise: float
     before: float
     after: float
     change: float | None
@@ -357,6 +431,16 @@ class CellComparison(TypedDict):
     differs_in: list[str]
     metrics: dict[str, MetricComparison]
     cases: list[CaseFinding]
+
+
+class TargetComparison(CellComparison):
+    """A target against the reference target at one grid point (summary.json ``target_comparisons``), on the
+    same paired analysis as cells; ``cost_ratio`` is its mean cost per request over the reference's."""
+
+    target: str
+    reference_target: str
+    point: str
+    cost_ratio: float | None
 
 
 class ComparedCell(TypedDict):
@@ -483,3 +567,85 @@ class Summary(TypedDict):
     baseline: dict[str, Any] | None
     gates: list[GateVerdict]
     checks: list[OwnCheck]
+    targets: NotRequired[list[TargetStatus]]
+    target_comparisons: NotRequired[list[TargetComparison]]
+    judges: NotRequired[JudgeTotals | None]
+    #: ``judge_compare``: per entry, the pairs each cell's answer won (``pairwise.comparisons``).
+    judge_comparisons: NotRequired[list[dict[str, Any]]]
+
+
+# --- history.json -----------------------------------------------------------------------------------------
+
+class HistoryPoint(TypedDict):
+    """One metric of one cell in one run, as the history shows it: the value and its 95% interval."""
+
+    value: float | None
+    ci95: list[float] | None
+    n: int | None
+
+
+class HistoryCell(TypedDict):
+    """A cell of the history (every run that has these params): ``key`` names it in each run's ``cells``."""
+
+    key: str
+    label: str
+    params: dict[str, Any]
+
+
+class HistoryRegression(TypedDict, total=False):
+    """A regression of a run against the run before it, by ``compare``'s verdicts: a cell's metric, or a case
+    on its own (with ``case`` and ``counts``)."""
+
+    key: str
+    cell: str
+    metric: str
+    against: str
+    before: float
+    after: float
+    change: float | None
+    ci: list[float] | None
+    level: float
+    case: str
+    counts: str
+    p_adjusted: float
+    message: str
+
+
+class HistoryGate(TypedDict):
+    metric: str
+    label: str
+    reason: str
+
+
+class HistoryRun(TypedDict):
+    """A complete run in history.json, oldest first."""
+
+    run_id: str
+    run_dir: str
+    report: str | None
+    name: str
+    started_at: str
+    passed: bool
+    gates_failed: list[HistoryGate]
+    gates_total: int
+    against: str | None
+    note: str | None
+    #: cell key → metric → value; a metric without a value in this run is absent.
+    cells: dict[str, dict[str, HistoryPoint]]
+    regressions: list[HistoryRegression]
+
+
+class HistorySkipped(TypedDict):
+    run_dir: str
+    reason: str
+
+
+class History(TypedDict):
+    """history.json (``evalharness history``)."""
+
+    generated_by: str
+    metrics: list[str]
+    analysis: str
+    cells: list[HistoryCell]
+    runs: list[HistoryRun]
+    skipped: list[HistorySkipped]

@@ -155,6 +155,10 @@ def test_every_catalogue_metric_is_in_the_summary_when_it_applies() -> None:
     records = [rec("j", r, '{"a": 1}', usage=usage, cost=0.01, chunks=[0.1, 0.2, 0.3], attempts=1 + r)
                for r in range(3)]
     records[2]["content"] = '{"a": 2}'
+    for r, votes in zip(records, (["pass", "pass", "fail"], ["pass", "pass", "pass"], ["fail", "fail", "pass"]),
+                        strict=True):  # as judging.attach_judged gives a sample its model-graded checks
+        r["judged"] = [{"check": "judge", "judge": "default", "rubric": "r", "votes": votes, "scores": [None] * 3,
+                        "reasons": [None] * 3, "verdict": "pass", "score": None, "min": None}]
     m = _assert_every_metric_is_measured_or_explained(build_summary(_manifest(cases, stream=True), records,
                                                                     complete=True))
     assert all(m[name].get("value", m[name].get("p50")) is not None for name in CATALOGUE), \
