@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalharness.errors import ConfigError
+from evalharness.load.options import LEVEL_KEYS, LoadOptions
 from evalharness.params import PARAM_NAMES, RequestParams
 from evalharness.proxy import check_proxy_url
 from evalharness.scoring import catalogue
@@ -177,6 +178,8 @@ class Config(_Strict):
     pass_k: int | None = Field(None, ge=1)
     run: RunOptions = Field(default_factory=RunOptions)
     gates: list[Gate] = Field(default_factory=list)
+    #: Load benchmarking: each grid point swept over load levels (evalharness/load).
+    load: LoadOptions | None = None
 
     @field_validator("grid")
     @classmethod
@@ -317,7 +320,7 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
                         hint="pass@k and pass^k are estimated from at least k samples of each case")
     for i, gate in enumerate(config.gates):
         for key in gate.where:
-            if key not in config.grid and key not in PARAM_NAMES:
+            if key not in config.grid and key not in PARAM_NAMES and not (config.load and key in LEVEL_KEYS):
                 raise doc.error(("gates", i, "where", key), f"unknown parameter {key!r} in where")
         problem = _gate_problem(gate, folder)
         if problem:

@@ -23,6 +23,7 @@ from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig
 from evalharness.errors import RunAborted, UsageError
+from evalharness.load.driver import LoadDriver, connections
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
@@ -166,8 +167,9 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
             progress.announce(f"Running {cfg.name}: {len(todo)} requests"
                               + (f" ({len(done)} already done)" if done else "")
                               + f" against {target['model']} at {target['base_url']}" + through(route))
+            drive = LoadDriver(cfg.load, plan.levels) if cfg.load else None
             run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target,
-                           backend=backend))
+                           backend=backend, drive=drive))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -220,7 +222,7 @@ def through(route: Route) -> str:
 
 async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: Path, todo: list[Any],
                progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None,
-               backend: Backend | None = None) -> None:
+               backend: Backend | None = None, drive: LoadDriver | None = None) -> None:
     cfg = loaded.config
     async with contextlib.AsyncExitStack() as stack:
         writer = ResultWriter(run_dir)
@@ -234,9 +236,10 @@ async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: 
                                    transport=side_transport(route))
             stack.push_async_callback(counter.aclose)
             backend = ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                                 timeout_s=cfg.run.timeout_s, max_connections=cfg.run.concurrency, route=route)
+                                 timeout_s=cfg.run.timeout_s,
+                                 max_connections=connections(cfg.run.concurrency, cfg.load), route=route)
         stack.push_async_callback(backend.aclose)
         runner = Runner(backend, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
                         api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
                         check_target=check_target)
-        await runner.run(todo, total=len(todo), spent=spent)
+        await runner.run(todo, total=len(todo), spent=spent, drive=drive)

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
+from evalharness.load.metrics import add_load_summary
 from evalharness.regress import Population, cell_comparisons
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
@@ -38,12 +39,16 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         by_cell[record["cell_id"]].append(record)
     # Unset pass_k (and runs made before it existed): the repeats.
     pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
+    load = manifest["config"].get("load")
+    slo = {k: v for k, v in load["slo"].items() if v is not None} if load else None
     cells: list[CellSummary] = []
     for cell in manifest["plan"]["cells"]:
-        rows = by_cell.get(cell["cell_id"], [])
+        # A load level's warm-up requests are stored, and left out of its figures.
+        rows = [r for r in by_cell.get(cell["cell_id"], []) if not r.get("warmup")]
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
                       "n": len(rows),
-                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k),
+                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k,
+                                              slo=slo),
                       "checks": check_tallies(rows, cases)})
     usages = [r.get("usage") or {} for r in records]
     totals: Totals = {
@@ -79,7 +84,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
                               planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
-    return {
+    summary: Summary = {
         "run_id": manifest["run_id"],
         "name": manifest["config"]["name"],
         "target": manifest["target"],
@@ -95,3 +100,6 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         # Checks of the cases' own (file or name): where each is, and whether it was found again as it was.
         "checks": own_checks(cases),
     }
+    if load:
+        add_load_summary(summary, load, manifest["config"].get("defaults"))
+    return summary

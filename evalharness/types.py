@@ -62,6 +62,14 @@ class UsageCount(TypedDict):
     prompt_estimated: bool
 
 
+class LoadClock(TypedDict):
+    """A load run's request on its level's monotonic clock: seconds from the level's start."""
+
+    due_s: float
+    sent_s: float
+    done_s: float
+
+
 class Record(TypedDict):
     """One line of results.jsonl: a planned item's final outcome, written by the runner, read by every stage
     after it. A compact record (``store.read_records(compact=True)``) has ``attempts`` as a count."""
@@ -93,6 +101,13 @@ class Record(TypedDict):
     response_id: NotRequired[str | None]
     usage_check: NotRequired[dict[str, Any] | None]
     target: NotRequired[str]
+    # A load run's (load/driver.py): when the request was due and sent (as started_at is written), sent - due,
+    # the level's clock, and whether it was a warm-up request (sent, left out of the level's figures).
+    scheduled_at: NotRequired[str]
+    sent_at: NotRequired[str]
+    schedule_lag_s: NotRequired[float]
+    load_clock: NotRequired[LoadClock]
+    warmup: NotRequired[bool]
 
 
 # --- the target ---------------------------------------------------------------------------------------------
@@ -193,6 +208,7 @@ class MetricValue(SourceMarks, total=False):
     tokens_reason: str
     currency: str
     saving: float
+    window_s: float
 
 
 #: A cell's metrics: every catalogue name, in the catalogue's order.
@@ -467,6 +483,22 @@ class GateVerdict(TypedDict, total=False):
 
 # --- summary.json -----------------------------------------------------------------------------------------
 
+class CapacityLevel(TypedDict):
+    rate: float
+    slo_attainment: float | None
+    throughput_rps: float | None
+
+
+class Capacity(TypedDict):
+    """The capacity search's result for one grid point of a load run (load/metrics.py: capacity)."""
+
+    params: dict[str, Any]
+    max_rate: float | None
+    levels_tried: int
+    reason: str
+    levels: list[CapacityLevel]
+
+
 class Summary(TypedDict):
     """summary.json: per-cell metrics, totals, comparisons of cells and gate verdicts."""
 
@@ -483,3 +515,6 @@ class Summary(TypedDict):
     baseline: dict[str, Any] | None
     gates: list[GateVerdict]
     checks: list[OwnCheck]
+    # A load run's: capacity per grid point (with load.search), and determinism against load in words.
+    capacity: NotRequired[list[Capacity]]
+    load_notes: NotRequired[list[str]]
