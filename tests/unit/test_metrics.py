@@ -156,7 +156,8 @@ def test_every_catalogue_metric_is_in_the_summary_when_it_applies() -> None:
                for r in range(3)]
     records[2]["content"] = '{"a": 2}'
     for i, r in enumerate(records):  # as a load level sends them (the load metrics apply to a load run)
-        r.update(schedule_lag_s=0.001, load_clock={"due_s": i * 0.5, "sent_s": i * 0.5 + 0.001, "done_s": i * 0.5 + 0.4})
+        r.update(schedule_lag_s=0.001,
+                 load_clock={"due_s": i * 0.5, "sent_s": i * 0.5 + 0.001, "done_s": i * 0.5 + 0.4})
     manifest = _manifest(cases, stream=True)
     manifest["config"]["load"] = {"slo": {"ttft_s": 1.0, "e2e_s": None, "tpot_s": None}}
     m = _assert_every_metric_is_measured_or_explained(build_summary(manifest, records, complete=True))
