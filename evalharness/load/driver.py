@@ -26,6 +26,18 @@ def _iso(wall_ns: int) -> str:
     return datetime.fromtimestamp(wall_ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
+#: The event loop's timers may fire a little early; the last stretch before a due time is waited out here.
+SPIN_NS = 200_000
+
+
+async def _until(due: int) -> None:
+    """Wait until ``perf_counter_ns()`` reaches ``due``: never early (a request is never sent before it is due)."""
+    while (left := due - time.perf_counter_ns()) > SPIN_NS:
+        await asyncio.sleep((left - SPIN_NS) / 1e9)
+    while time.perf_counter_ns() < due:
+        pass
+
+
 def connections(concurrency: int, load: LoadOptions | None) -> int:
     """The client's connection pool: enough for every request a level may have in flight, so none waits for
     a connection unseen (a wait for ``max_in_flight`` shows in the lag instead)."""
@@ -85,9 +97,7 @@ class _LevelRun:
                 if self.runner.stopping:
                     break
                 due = self.t0 + round((offsets[index] - start) * 1e9)
-                delay = (due - time.perf_counter_ns()) / 1e9
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await _until(due)
                 task = asyncio.create_task(self._one(item, due, warmup=index < self.level.warmup))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
