@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from evalharness.load.view import load_view
 from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
 from evalharness.report.checks_view import checks_view
@@ -110,6 +111,7 @@ def build_view(manifest: Manifest, summary: Summary, records: list[Record],
         "comparisons": comparisons_view(summary, keys),
         "drilldown": drilldown_view(outcomes, keys, labels),
         "checks": checks_view(summary, keys),
+        "load": load_view(summary, keys),
     }
 
 
