@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from evalharness.load.view import level_table, plan_line
 from evalharness.plan import Estimate, Plan
 from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
 from evalharness.report.ranking import best_setting
@@ -29,6 +30,7 @@ def format_plan(name: str, plan: Plan, estimate: Estimate, currency: str) -> str
     cost = (f"{estimate.cost_min:.6f} – ?" if estimate.cost_max is None
             else f"{estimate.cost_min:.6f} – {estimate.cost_max:.6f}")
     lines = [f"Plan for {name}:",
+             plan_line(plan) or
              f"  {len(plan.cells)} cells × {plan.cases} cases × {plan.repeats} repeats = {estimate.requests} requests",
              f"  prompt tokens ≈ {estimate.prompt_tokens:,}; completion tokens {completion}",
              f"  estimated cost {cost} {currency}", "", "Cells:"]
@@ -57,6 +59,9 @@ def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
             line += (f" — not clearly better: {len(best.contenders)} other setting(s) have overlapping 95% "
                      f"intervals; more repeats or cases would tell them apart")
         out.append(line)
+    levels = level_table(summary)
+    if levels:
+        out += ["", table(levels[0], levels[1]), *levels[2]]
     out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
     out += _plain_gates([g for g in summary["gates"] if "baseline" not in g])
     if not summary["complete"]:

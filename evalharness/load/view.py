@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalharness.load.metrics import grid_point, level_of
-from evalharness.plan import cell_label
+from evalharness.plan import Plan, cell_label
 from evalharness.report.charts import Line, colour, line_chart
 from evalharness.report.fmt import fmt
 from evalharness.types import CellSummary, Summary
@@ -81,3 +81,32 @@ def _capacity(summary: Summary) -> list[dict[str, str]]:
     return [{"setting": cell_label(c["params"]), "max_rate": fmt(c["max_rate"], "num") + " req/s"
              if c["max_rate"] is not None else "none found", "tried": str(c["levels_tried"]), "reason": c["reason"]}
             for c in found]
+
+
+#: The level table's columns the console prints (the report has them all).
+CONSOLE_COLUMNS = ("sent req/s", "req/s", "goodput", "SLO met", "TTFT p95", "e2e p95", "lag p99",
+                   "identical repeats")
+
+
+def level_table(summary: Summary) -> tuple[list[str], list[list[str]], list[str]] | None:
+    """The console's level table (headers, rows) and its lines of notes and capacity; None without load."""
+    view = load_view(summary, {})
+    if view is None:
+        return None
+    keep = [i for i, heading in enumerate(view["columns"]) if heading in CONSOLE_COLUMNS]
+    headers = ["setting", view["level"], *(view["columns"][i] for i in keep)]
+    rows = [[r["setting"], r["level"], *(r["values"][i] for i in keep)] for r in view["rows"]]
+    lines = [*view["notes"], *(f"Capacity of {c['setting']}: {c['max_rate']} ({c['reason']})"
+                               for c in view["capacity"])]
+    return headers, rows, lines
+
+
+def plan_line(plan: Plan) -> str | None:
+    """The dry run's count of a load plan: settings × levels, requests a level; None for a plan without load."""
+    if not plan.levels:
+        return None
+    per_level = sorted({len(lv.item_ids) for lv in plan.levels})
+    points = len({lv.grid_cell_id for lv in plan.levels})
+    counts = " – ".join(str(n) for n in (per_level[0], per_level[-1]) if n) if len(per_level) > 1 else str(per_level[0])
+    return (f"  {points} settings × {len(plan.levels) // max(points, 1)} {plan.levels[0].key} levels, "
+            f"{counts} requests a level (warm-up included) = {len(plan.items)} requests")
