@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from evalharness.load.view import level_table, plan_line
 from evalharness.plan import Estimate, Plan
-from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
+from evalharness.report.fmt import (
+    cached_note,
+    case_count,
+    fmt,
+    fmt_duration,
+    gate_value,
+    provenance_note,
+    usage_note,
+)
+from evalharness.report.load import level_table, plan_line
 from evalharness.report.ranking import best_setting
 from evalharness.report.view import cell_value
 from evalharness.scoring.catalogue import cell_columns
@@ -50,7 +58,9 @@ def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
               if t["errors_by_kind"] else "")
            + (f", {t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}"
               + "".join(f" ({note})" for note in (usage_note(t), provenance_note(t), cached_note(t)) if note)
-              if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")]
+              if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")
+           + (f"; {t['throughput_rps']:.3g} req/s, {t['output_tps']:.3g} output tok/s over "
+              f"{fmt_duration(t['duration_s'])}" if t.get("throughput_rps") is not None else "")]
     best = best_setting(summary["cells"])
     if best:
         crit = best.criterion

@@ -7,8 +7,9 @@ from collections import Counter, defaultdict
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
-from evalharness.load.metrics import add_load_summary
+from evalharness.load.metrics import add_load_summary, run_throughput
 from evalharness.regress import Population, cell_comparisons
+from evalharness.report.view import run_time
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
@@ -70,6 +71,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "currency": currency,
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }
+    totals.update(run_throughput(records, run_time(records)))
     gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
     run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
     counted: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}

@@ -294,6 +294,11 @@ class Totals(TypedDict, total=False):
     cached_saving: float
     currency: str
     errors_by_kind: dict[str, int]
+    # The run's duration (first request sent to last finished), and completed requests and completion tokens
+    # per second of it.
+    duration_s: float | None
+    throughput_rps: float | None
+    output_tps: float | None
 
 
 # --- comparisons ------------------------------------------------------------------------------------------

@@ -2,5 +2,5 @@
 
 ``options`` is the config's model, ``schedule`` the arrival times (a pure function of a seed), ``plan`` the
 level cells and their items, ``driver`` sends a level's items open-loop (on schedule) or closed-loop (a fixed
-number in flight), ``metrics`` the level's figures and the capacity search, ``view`` the report's section.
+number in flight), ``metrics`` the level's figures and the capacity search; report/load.py shows them.
 """

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalharness.scoring.stats import distribution, rate
-from evalharness.types import Capacity, CellSummary, MetricValue, Record, Summary
+from evalharness.types import Capacity, CellSummary, MetricValue, Record, Summary, Totals
 from evalharness.usage import source_fields, with_marks
 
 LOAD_METRICS = ("achieved_rate_rps", "throughput_rps", "output_tps", "goodput_rps", "slo_attainment",
@@ -197,3 +197,13 @@ def add_load_summary(summary: Summary, load: Mapping[str, Any], defaults: Mappin
     summary["load_notes"] = determinism_notes(summary["cells"], defaults)
     if load.get("search"):
         summary["capacity"] = capacity(summary["cells"], float(load["search"]["slo_attainment"]))
+
+
+def run_throughput(records: Sequence[Record], duration_s: float | None) -> Totals:
+    """The run's duration (first request sent to last finished), and completed requests and completion tokens
+    per second of it: in every run's totals, load or not."""
+    if not duration_s or duration_s <= 0:
+        return {"duration_s": duration_s, "throughput_rps": None, "output_tps": None}
+    ok = [r for r in records if r["ok"]]
+    return {"duration_s": duration_s, "throughput_rps": len(ok) / duration_s,
+            "output_tps": sum(_completion_tokens(r) for r in ok) / duration_s}

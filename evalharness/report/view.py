@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from evalharness.load.view import load_view
 from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
 from evalharness.report.checks_view import checks_view
@@ -28,6 +27,7 @@ from evalharness.report.fmt import (
     usage_note,
 )
 from evalharness.report.heatmap import build_heatmaps
+from evalharness.report.load import load_view
 from evalharness.report.outcomes import Outcomes
 from evalharness.report.ranking import (
     BestSetting,

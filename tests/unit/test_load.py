@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import evalharness
 from evalharness.config import load_config
+from evalharness.console import format_outcome
 from evalharness.errors import ConfigError
 from evalharness.load.metrics import capacity, determinism_notes, load_metrics, meets_slo
 from evalharness.load.schedule import gaps, offsets, read_replay
@@ -272,6 +273,13 @@ def test_an_open_loop_keeps_its_schedule_past_the_servers_capacity(tmp_path: Pat
     assert high["e2e_s"]["p95"] > 3 * low["e2e_s"]["p95"]
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["capacity"][0]["max_rate"] == 20
+    # The console: a level table, the capacity, and the run's own throughput.
+    text = format_outcome(summary, "run", [])
+    assert "Capacity of default: 20 req/s (rate 80: SLO attainment" in text
+    assert [line.split()[:2] for line in text.splitlines() if line.startswith("default ")] == [
+        ["default", "20"], ["default", "80"]]
+    assert summary["totals"]["throughput_rps"] == pytest.approx(80 / summary["totals"]["duration_s"])
+    assert " req/s, " in text and "output tok/s over" in text
     records = [json.loads(line) for line in (run.run_dir / "results.jsonl").read_text().splitlines()]
     late = [(r["scheduled_at"], r["sent_at"], r["schedule_lag_s"]) for r in records
             if not (r["scheduled_at"] <= r["sent_at"] and r["schedule_lag_s"] >= 0)]
