@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from evalharness.plan import cell_label
 from evalharness.scoring.stats import distribution, rate
 from evalharness.types import Capacity, CellSummary, MetricValue, Record, Summary, Totals
 from evalharness.usage import source_fields, with_marks
@@ -179,7 +180,7 @@ def determinism_notes(cells: Sequence[CellSummary], defaults: Mapping[str, Any] 
         first = _value(levels[0][2], "exact_match_rate")
         if first is None:
             continue
-        label = " ".join(f"{k}={v}" for k, v in point.items()) or "temperature 0"
+        label = cell_label(point)
         for value, key, cell in levels[1:]:
             now = _value(cell, "exact_match_rate")
             if now is not None and now < first:
