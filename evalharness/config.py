@@ -322,7 +322,8 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
         for key in gate.where:
             if key not in config.grid and key not in PARAM_NAMES and not (config.load and key in LEVEL_KEYS):
                 raise doc.error(("gates", i, "where", key), f"unknown parameter {key!r} in where")
-        problem = _gate_problem(gate, folder)
+        problem = (_capacity_gate_problem(gate, config.load) if gate.metric.startswith("capacity.")
+                   else _gate_problem(gate, folder))
         if problem:
             raise doc.error(("gates", i, problem[0]), problem[1])
     return LoadedConfig(path=path, folder=folder.resolve(), config=config, suites=suites, raw=doc.data,
@@ -370,6 +371,17 @@ def _gate_problem(gate: Gate, folder: Path) -> tuple[str, str] | None:
         if not (run_dir / "manifest.json").is_file():
             return "baseline", (f"{gate.baseline} is not a run directory (no manifest.json in {run_dir}); "
                                 f"give a run's folder, relative to this config, or previous")
+    return None
+
+
+def _capacity_gate_problem(gate: Gate, load: LoadOptions | None) -> tuple[str, str] | None:
+    """What keeps a ``capacity.max_rate`` gate from bounding a load run's capacity search, if anything."""
+    if gate.metric != "capacity.max_rate":
+        return "metric", f"{gate.metric}: the capacity search gives capacity.max_rate"
+    if load is None or load.search is None:
+        return "metric", "capacity.max_rate needs a capacity search: load: {..., search: {slo_attainment: 0.9}}"
+    if gate.baseline is not None or gate.per_case:
+        return "metric", "capacity.max_rate takes min or max (not baseline, not per_case)"
     return None
 
 

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
 from evalharness.gates import evaluate_gates
-from evalharness.load.metrics import add_load_summary, run_throughput
+from evalharness.load.metrics import capacity, determinism_notes, run_throughput
 from evalharness.regress import Population, cell_comparisons
 from evalharness.report.view import run_time
 from evalharness.runs import RunData
@@ -81,9 +81,10 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
             counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
         return counted[cell_id].get(metric, {})
 
+    found = capacity(cells, float(load["search"]["slo_attainment"])) if load and load.get("search") else None
     verdicts = evaluate_gates(gates, cells, totals,
                               defaults=manifest["config"].get("defaults"), case_counts=counts,
-                              planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
+                              planned=manifest["plan"]["requests"] // max(1, len(cells)) or None, capacity=found)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
     summary: Summary = {
@@ -103,5 +104,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "checks": own_checks(cases),
     }
     if load:
-        add_load_summary(summary, load, manifest["config"].get("defaults"))
+        summary["load_notes"] = determinism_notes(cells, manifest["config"].get("defaults"))
+    if found is not None:
+        summary["capacity"] = found
     return summary

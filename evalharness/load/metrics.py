@@ -15,7 +15,7 @@ from typing import Any
 
 from evalharness.plan import cell_label
 from evalharness.scoring.stats import distribution, rate
-from evalharness.types import Capacity, CellSummary, MetricValue, Record, Summary, Totals
+from evalharness.types import Capacity, CellSummary, MetricValue, Record, Totals
 from evalharness.usage import source_fields, with_marks
 
 LOAD_METRICS = ("achieved_rate_rps", "throughput_rps", "output_tps", "goodput_rps", "slo_attainment",
@@ -191,13 +191,6 @@ def determinism_notes(cells: Sequence[CellSummary], defaults: Mapping[str, Any] 
             notes.append(f"{label}: temperature-0 repeats as identical at every level as at the lowest "
                          f"(identical repeats {first:.0%})")
     return notes
-
-
-def add_load_summary(summary: Summary, load: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> None:
-    """What summary.json adds for a load run: ``capacity`` (with ``load.search``) and ``load_notes``."""
-    summary["load_notes"] = determinism_notes(summary["cells"], defaults)
-    if load.get("search"):
-        summary["capacity"] = capacity(summary["cells"], float(load["search"]["slo_attainment"]))
 
 
 def run_throughput(records: Sequence[Record], duration_s: float | None) -> Totals:

@@ -147,6 +147,17 @@ def test_load_mistakes_name_the_key_and_line(write_config: Callable[..., Path], 
     assert info.value.key == key and info.value.line is not None and words in str(info.value)
 
 
+def test_a_capacity_gate_needs_a_capacity_search(write_config: Callable[..., Path]) -> None:
+    path = write_config(LOAD.replace("{metric: slo_attainment, where: {rate: 4}, min: 0.5}",
+                                     "{metric: capacity.max_rate, min: 2}"))
+    with pytest.raises(ConfigError, match="needs a capacity search") as info:
+        load_config(path)
+    assert info.value.key == "gates[0].metric" and info.value.line == 14
+    text = LOAD.replace("  warmup_s: 0.5\n", "  warmup_s: 0.5\n  search: {slo_attainment: 0.9}\n")
+    assert load_config(write_config(text.replace("{metric: slo_attainment, where: {rate: 4}, min: 0.5}",
+                                                 "{metric: capacity.max_rate, min: 2}"))).config.gates
+
+
 def test_where_may_name_the_level_only_in_a_load_run(write_config: Callable[..., Path]) -> None:
     text = LOAD.split("load:")[0] + "gates:\n  - {metric: pass_rate, where: {rate: 4}, min: 0.5}\n"
     with pytest.raises(ConfigError, match="unknown parameter 'rate'"):
@@ -263,6 +274,8 @@ def test_an_open_loop_keeps_its_schedule_past_the_servers_capacity(tmp_path: Pat
         "name": "slots", "target": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "suites": ["suite.yaml"],
         "load": {"arrival": "constant", "rate": [20, 80], "requests": 40, "slo": {"e2e_s": 0.08},
                  "search": {"slo_attainment": 0.9}},
+        "gates": [{"metric": "capacity.max_rate", "min": 10}, {"metric": "capacity.max_rate", "min": 50},
+                  {"metric": "slo_attainment", "where": {"rate": 80}, "min": 0.9}],
     }, backend=_Slots(2, 0.05), out=tmp_path / "run")
     low, high = (c.metrics for c in run.cells)
     assert low["achieved_rate_rps"]["value"] == pytest.approx(20, rel=0.05)
@@ -273,6 +286,9 @@ def test_an_open_loop_keeps_its_schedule_past_the_servers_capacity(tmp_path: Pat
     assert high["e2e_s"]["p95"] > 3 * low["e2e_s"]["p95"]
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["capacity"][0]["max_rate"] == 20
+    assert [(g["metric"], g.get("where"), g["value"], g["passed"]) for g in summary["gates"]] == [
+        ("capacity.max_rate", {}, 20, True), ("capacity.max_rate", {}, 20, False),
+        ("slo_attainment", {"rate": 80}, high["slo_attainment"]["value"], False)]
     # The console: a level table, the capacity, and the run's own throughput.
     text = format_outcome(summary, "run", [])
     assert "Capacity of default: 20 req/s (rate 80: SLO attainment" in text
