@@ -37,15 +37,16 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
     currency = manifest["config"]["pricing"]["currency"]
     by_cell: dict[str, list[Record]] = defaultdict(list)
     for record in records:
-        by_cell[record["cell_id"]].append(record)
+        # A load level's warm-up requests are stored, and left out of its figures, gates and comparisons.
+        if not record.get("warmup"):
+            by_cell[record["cell_id"]].append(record)
     # Unset pass_k (and runs made before it existed): the repeats.
     pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
     load = manifest["config"].get("load")
     slo = {k: v for k, v in load["slo"].items() if v is not None} if load else None
     cells: list[CellSummary] = []
     for cell in manifest["plan"]["cells"]:
-        # A load level's warm-up requests are stored, and left out of its figures.
-        rows = [r for r in by_cell.get(cell["cell_id"], []) if not r.get("warmup")]
+        rows = by_cell.get(cell["cell_id"], [])
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
                       "n": len(rows),
                       "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k,
