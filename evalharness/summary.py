@@ -85,7 +85,9 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
     found = capacity(cells, float(load["search"]["slo_attainment"])) if load and load.get("search") else None
     verdicts = evaluate_gates(gates, cells, totals,
                               defaults=manifest["config"].get("defaults"), case_counts=counts,
-                              planned=manifest["plan"]["requests"] // max(1, len(cells)) or None, capacity=found)
+                              # A load run's levels plan different numbers of requests (and of warm-up).
+                              planned=None if load else manifest["plan"]["requests"] // max(1, len(cells)) or None,
+                              capacity=found)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
     summary: Summary = {
