@@ -76,11 +76,11 @@ def test_an_open_loop_sweep_reports_the_load_metrics_and_the_capacity(open_loop:
 
 def test_a_closed_loop_sweep_holds_the_concurrency(tmp_path: Path) -> None:
     (tmp_path / "suite.yaml").write_text(SUITE)
-    run = evalharness.run({**BASE, "load": {"arrival": "closed", "concurrency": [1, 2], "requests": 4, "seed": 2}},
+    run = evalharness.run({**BASE, "load": {"arrival": "closed", "concurrency": [1, 2], "requests": 3, "seed": 2}},
                           base_dir=tmp_path, out=tmp_path / "run")
     one, two = run.cells
     assert one.params == {"concurrency": 1} and two.params == {"concurrency": 2}
-    assert one["requests"].value == two["requests"].value == 4
+    assert one["requests"].value == two["requests"].value == 3
     # One in flight at a time at concurrency 1 (a little under: the gaps between a response and the next send).
     assert 0.8 < one["in_flight_mean"].value <= 1.0 + 1e-6
     assert one["in_flight_mean"].value < two["in_flight_mean"].value <= 2.0 + 1e-6
