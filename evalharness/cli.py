@@ -1,8 +1,10 @@
-"""The command line: ``evalharness run | validate | report | compare | probe`` (exit codes in the README)."""
+"""The command line: ``evalharness run | validate | report | compare | history | github-comment | probe``
+(exit codes in the README)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +19,20 @@ def tolerance(text: str) -> float:
     if not value >= 0:
         raise ValueError(text)
     return value
+
+
+def usable_cpus(cap: int = 8) -> int:
+    """The CPUs this process may run on (the affinity mask where there is one), at most ``cap``."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, min(cap, len(affinity(0)) if affinity else os.cpu_count() or 1))
+
+
+def target_pair(text: str) -> tuple[str, str]:
+    """``A=B`` for ``--match-target``: target A of the base run against target B of the new one."""
+    a, sep, b = text.partition("=")
+    if not sep or not a or not b:
+        raise ValueError(text)
+    return a, b
 
 
 def _population(p: argparse.ArgumentParser) -> None:
@@ -63,11 +79,43 @@ def _parser() -> argparse.ArgumentParser:
                         f"regression (default {regress.LATENCY_TOLERANCE:g})")
     _population(p)
     p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON to FILE")
+    p.add_argument("--match-target", type=target_pair, metavar="A=B",
+                   help="compare the base run's target A with the new run's target B, grid point by grid point "
+                        "(runs against different targets or models)")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                   help="what to print: the text table (default), Markdown for a pull request comment or "
+                        "$GITHUB_STEP_SUMMARY, or the comparison as JSON")
+
+    p = sub.add_parser("history", help="trends of every cell's metrics over stored runs, and the run where each "
+                                       "regression first appeared: history.html and history.json")
+    p.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="a config's reports/<name>/ folder, run folders, or globs of them")
+    p.add_argument("--out", metavar="DIR", help="where to write history.html and history.json (default: the "
+                                                "folder of runs given, or the one folder the runs are in)")
+    p.add_argument("--last", type=int, metavar="N", help="only the latest N complete runs")
+    p.add_argument("--jobs", type=int, default=usable_cpus(), metavar="N",
+                   help="processes that judge runs not judged before (default: the CPUs this process may use, "
+                        "at most 8)")
+    p.add_argument("--max-drop", type=tolerance, default=regress.RATE_TOLERANCE, metavar="POINTS",
+                   help="as for compare")
+    p.add_argument("--max-slowdown", type=tolerance, default=regress.LATENCY_TOLERANCE, metavar="FRACTION",
+                   help="as for compare")
+    _population(p)
+
+    p = sub.add_parser("github-comment", help="post BODY_FILE as the pull request's evalharness comment, or "
+                                              "update the one posted before")
+    p.add_argument("body_file", metavar="BODY_FILE")
+    p.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY")
+    p.add_argument("--pr", type=int, metavar="NUMBER", help="default: the pull request of $GITHUB_REF")
+    p.add_argument("--token-env", default="GITHUB_TOKEN", metavar="VAR",
+                   help="the environment variable that holds the token (default GITHUB_TOKEN)")
+    p.add_argument("--api-url", metavar="URL", help="default: $GITHUB_API_URL or https://api.github.com")
 
     p = sub.add_parser("probe", help="test which request parameters the config's target really honours")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--out", metavar="DIR", help="where to write probe.json and probe.html "
                                                 "(default: reports/<name>/probe-<run-id>)")
+    p.add_argument("--target", metavar="NAME", help="probe only this target of the config (default: every one)")
     return parser
 
 
@@ -89,9 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             return app.compare(args.base_run, args.new_run, rate_tolerance=args.max_drop,
                                latency_tolerance=args.max_slowdown, population=args.population,
-                               json_out=args.json)
+                               json_out=args.json, fmt=args.format,
+                               match_target=args.match_target)
+        if args.command == "history":
+            return app.history(args.dirs, out=args.out, last=args.last, jobs=args.jobs, rate_tolerance=args.max_drop,
+                               latency_tolerance=args.max_slowdown, population=args.population)
+        if args.command == "github-comment":
+            return app.github_comment(args.body_file, repo=args.repo, number=args.pr, token_env=args.token_env,
+                                      api_url=args.api_url)
         if args.command == "probe":
-            return probe(args.config, out=args.out)
+            return probe(args.config, out=args.out, target=args.target)
     except EvalHarnessError as exc:
         print(f"evalharness: error: {exc}", file=sys.stderr)
         return exc.exit_code

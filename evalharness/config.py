@@ -34,11 +34,42 @@ class ThinkingOptions(_Strict):
     message: SwitchMessage = "user"
 
 
-class Target(_Strict):
-    """Where requests go: an OpenAI-compatible endpoint, or ``kind: local`` for the bundled model."""
+class Pricing(_Strict):
+    """Price per 1,000 tokens; cost is computed from the usage the server reports (or, where it reports
+    none, from the tokens counted with its tokenizer).
 
+    ``cached_input_per_1k`` prices the prompt tokens a server reports as served from its prompt cache
+    (``usage.prompt_tokens_details.cached_tokens``); unset, they cost the same as other prompt tokens.
+    """
+
+    currency: str = "USD"
+    input_per_1k: float = Field(0.0, ge=0)
+    output_per_1k: float = Field(0.0, ge=0)
+    cached_input_per_1k: float | None = Field(None, ge=0)
+
+
+class TargetRun(_Strict):
+    """A target's own limits, over the config's ``run``: a slow provider does not hold back the others."""
+
+    concurrency: int | None = Field(None, ge=1, le=4096)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+
+
+class Target(_Strict):
+    """Where requests go: an OpenAI-compatible endpoint, or ``kind: local`` for the bundled model.
+
+    One of ``targets:`` also has a ``name`` (the value of the ``target`` axis), its own ``pricing`` and
+    ``run`` limits, ``extra_body`` merged into every request it gets, a ``params`` map (a parameter renamed
+    for this server, or dropped with null) and ``optional`` (a target that is down or has no key does not
+    fail the run).
+    """
+
+    name: str | None = Field(None, pattern=r"^[^\s=]+$")
     kind: Literal["openai", "local"] = "openai"
     base_url: str | None = None
+    #: The variable that holds base_url (e.g. a self-hosted server's address); set, it wins over base_url.
+    base_url_env: str | None = Field(None, min_length=1)
     model: str | None = None
     # The variable that holds the API key; null (or left out): the target needs no key.
     api_key_env: str | None = Field(None, min_length=1)
@@ -53,12 +84,23 @@ class Target(_Strict):
     n_threads: int | None = Field(None, ge=1, le=256)
     startup_timeout_s: float = Field(180.0, gt=0)
     thinking: ThinkingOptions = Field(default_factory=ThinkingOptions)
+    pricing: Pricing | None = None
+    run: TargetRun = Field(default_factory=TargetRun)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: Per-target parameter names: ``{repetition_penalty: repeat_penalty}`` renames, ``{seed: null}`` drops.
+    params: dict[str, str | None] = Field(default_factory=dict)
+    optional: bool = False
+
+    @property
+    def label(self) -> str:
+        """The target's name: as given, else ``local`` for the bundled model, else its model."""
+        return self.name or ("local" if self.kind == "local" else str(self.model))
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> Target:
         if self.kind == "openai":
-            if not self.base_url:
-                raise ValueError("base_url is required unless kind is 'local'")
+            if not self.base_url and not self.base_url_env:
+                raise ValueError("base_url (or base_url_env) is required unless kind is 'local'")
             if not self.model:
                 raise ValueError("model is required unless kind is 'local'")
         elif self.proxy:
@@ -77,20 +119,6 @@ class Target(_Strict):
             raise ValueError("put the API key in the environment and name it with api_key_env, "
                              "not in headers (configs are stored with the run)")
         return value
-
-
-class Pricing(_Strict):
-    """Price per 1,000 tokens; cost is computed from the usage the server reports (or, where it reports
-    none, from the tokens counted with its tokenizer).
-
-    ``cached_input_per_1k`` prices the prompt tokens a server reports as served from its prompt cache
-    (``usage.prompt_tokens_details.cached_tokens``); unset, they cost the same as other prompt tokens.
-    """
-
-    currency: str = "USD"
-    input_per_1k: float = Field(0.0, ge=0)
-    output_per_1k: float = Field(0.0, ge=0)
-    cached_input_per_1k: float | None = Field(None, ge=0)
 
 
 class RunOptions(_Strict):
@@ -168,7 +196,12 @@ class Config(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    target: Target
+    #: One target (``target:``) or several (``targets:``, an axis of the grid); either way ``targets`` holds
+    #: them all once validated, and ``target`` the first.
+    target: Target = None  # type: ignore[assignment]  # set from targets when only they are given
+    targets: list[Target] = Field(default_factory=list)
+    #: The target the others are compared with (its name); unset: the first.
+    compare_to: str | None = None
     pricing: Pricing = Field(default_factory=Pricing)
     suites: list[str | SuiteRef] = Field(min_length=1)
     defaults: RequestParams = Field(default_factory=RequestParams)
@@ -195,6 +228,24 @@ class Config(_Strict):
             grid["thinking"] = [normalize_thinking(v) for v in grid["thinking"]]
         return grid
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_say_target(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "target" in data and "targets" in data:
+                raise ValueError("give target (one) or targets (a list), not both")
+            if "target" not in data and "targets" not in data:
+                raise ValueError("a config needs target (one) or targets (a list of named targets)")
+        return data
+
+    @model_validator(mode="after")
+    def _targets_list(self) -> Config:
+        if self.target is not None and not self.targets:
+            self.targets = [self.target]
+        elif self.targets:
+            self.target = self.targets[0]
+        return self
+
     @model_validator(mode="after")
     def _gate_thinking_words(self) -> Config:
         for gate in self.gates:
@@ -217,24 +268,51 @@ class LoadedConfig(BaseModel):
     raw: dict[str, Any]
     # Where target.api_key_env is written, for the error when its variable is unset.
     api_key_line: int | None = None
+    # The same for each target, by name.
+    api_key_lines: dict[str, int | None] = Field(default_factory=dict)
 
-    def api_key(self) -> str | None:
+    def skipped(self, target: Target) -> str | None:
+        """Why an optional target is left out of this run (its key's or address's variable is unset), or None."""
+        if not target.optional or target.kind == "local":
+            return None
+        for env, what in ((target.api_key_env, "its API key"), (target.base_url_env, "its address")):
+            if env and not os.environ.get(env) and not (what == "its address" and target.base_url):
+                return f"skipped: {env} ({what}) is not set, and the target is optional"
+        return None
+
+    def active_targets(self) -> list[Target]:
+        """The targets this run sends to: every target but the optional ones without their key."""
+        return [t for t in self.config.targets if self.skipped(t) is None]
+
+    def api_key(self, target: Target | None = None) -> str | None:
         """The API key from the environment variable the config names (never stored).
 
         A variable that is named but unset or empty is a ConfigError (exit 2) before anything is sent: the
         requests would go without a key and fail for a reason nobody sees. The bundled local server takes no
         key, so a local target never needs one.
         """
-        target = self.config.target
+        target = target or self.config.target
+        address = target.base_url_env
+        if address and os.environ.get(address):
+            target.base_url = os.environ[address]
+        elif address and not target.base_url and target.kind != "local":
+            raise ConfigError(f"{address} is not set in this environment, so target {target.label} has no address",
+                              file=str(self.path) if self.path else None, key="base_url_env",
+                              hint=f"export {address}=http://HOST:PORT/v1, or give the target optional: true "
+                                   "to run without it")
         env = target.api_key_env
         key = os.environ.get(env) if env else None
         if env and not key and target.kind != "local":
+            many = len(self.config.targets) > 1 or "targets" in self.raw
+            where = (f"targets[{self.config.targets.index(target)}].api_key_env" if many else "target.api_key_env")
             raise ConfigError(
                 f"{env} is not set in this environment (or is empty), so the requests to {target.model} at "
                 f"{target.base_url} would carry no API key", file=str(self.path) if self.path else None,
-                key="target.api_key_env",
-                line=self.api_key_line,
-                hint=f"export {env}=<your key>; for a target that needs no key, write api_key_env: null")
+                key=where,
+                line=self.api_key_lines.get(target.label, self.api_key_line),
+                hint=f"export {env}=<your key>; for a target that needs no key, write api_key_env: null"
+                     + ("; to run without this target when its key is absent, give it optional: true"
+                        if many else ""))
         return key or None
 
 
@@ -318,16 +396,52 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
     if config.pass_k is not None and config.pass_k > config.repeats:
         raise doc.error(("pass_k",), f"pass_k ({config.pass_k}) exceeds repeats ({config.repeats})",
                         hint="pass@k and pass^k are estimated from at least k samples of each case")
+    _check_targets(doc, config)
+    names = [t.label for t in config.targets]
     for i, gate in enumerate(config.gates):
         for key in gate.where:
-            if key not in config.grid and key not in PARAM_NAMES and not (config.load and key in LEVEL_KEYS):
+            if key == "target":
+                if gate.where[key] not in names:
+                    raise doc.error(("gates", i, "where", key), f"no target is named {gate.where[key]!r}; "
+                                    f"the targets are {', '.join(names)}")
+            elif key not in config.grid and key not in PARAM_NAMES and not (config.load and key in LEVEL_KEYS):
                 raise doc.error(("gates", i, "where", key), f"unknown parameter {key!r} in where")
         problem = (_capacity_gate_problem(gate, config.load) if gate.metric.startswith("capacity.")
                    else _gate_problem(gate, folder))
         if problem:
             raise doc.error(("gates", i, problem[0]), problem[1])
+    many = "targets" in doc.data
+    lines = {t.label: doc.line_of(("targets", i, "api_key_env") if many else ("target", "api_key_env"))
+             for i, t in enumerate(config.targets)} if path else {}
     return LoadedConfig(path=path, folder=folder.resolve(), config=config, suites=suites, raw=doc.data,
-                        api_key_line=doc.line_of(("target", "api_key_env")) if path else None)
+                        api_key_line=lines.get(config.target.label), api_key_lines=lines)
+
+
+def _check_targets(doc: YamlDoc, config: Config) -> None:
+    """Targets have distinct names, ``compare_to`` names one, and ``params`` maps only request parameters."""
+    if "targets" in doc.data and not config.targets:
+        raise doc.error(("targets",), "targets is empty; list at least one target")
+    seen: set[str] = set()
+    for i, target in enumerate(config.targets):
+        if target.label in seen:
+            raise doc.error(("targets", i, "name"), f"two targets are named {target.label!r}",
+                            hint="give each target its own name: it is the value of the target axis")
+        seen.add(target.label)
+        if target.pricing is not None:
+            if "currency" not in target.pricing.model_fields_set:
+                target.pricing.currency = config.pricing.currency
+            elif target.pricing.currency != config.pricing.currency:
+                raise doc.error(("targets", i, "pricing", "currency"),
+                                f"{target.pricing.currency} differs from the config's pricing currency "
+                                f"{config.pricing.currency}; a run's costs add up in one currency",
+                                hint="convert this target's prices, or set pricing.currency for the config")
+        for key in target.params:
+            if key not in PARAM_NAMES:
+                raise doc.error(("targets", i, "params", key), f"unknown parameter {key!r} in params; it maps "
+                                f"a request parameter to this target's name for it (or null to drop it)")
+    if config.compare_to is not None and config.compare_to not in seen:
+        raise doc.error(("compare_to",), f"no target is named {config.compare_to!r}; the targets are "
+                        f"{', '.join(t.label for t in config.targets)}")
 
 
 def _select(doc: YamlDoc, i: int, ref: SuiteRef, suite: Suite) -> Suite:

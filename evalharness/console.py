@@ -17,6 +17,7 @@ from evalharness.report.fmt import (
 )
 from evalharness.report.load import level_table, plan_line
 from evalharness.report.ranking import best_setting
+from evalharness.report.targets_view import targets_view
 from evalharness.report.view import cell_value
 from evalharness.scoring.catalogue import cell_columns
 from evalharness.types import CaseVerdict, Comparison, GateVerdict, MetricComparison, Summary
@@ -46,6 +47,18 @@ def format_plan(name: str, plan: Plan, estimate: Estimate, currency: str) -> str
     return "\n".join(lines)
 
 
+def target_lines(summary: Summary) -> list[str]:
+    """With several targets: each target's status line, and each target against the reference per grid
+    point where something differs clearly (``report.targets_view``)."""
+    view = targets_view(summary)
+    if view is None:
+        return []
+    lines = [f"target {t['name']}: {t['status']}" + (f" ({t['reason'].partition(chr(10))[0]})" if t["reason"] else "")
+             + f", {t['requests']} requests, {t['errors']} errors" for t in view["rows"]]
+    lines += [f"  {c['target']} vs {c['reference']} [{c['point']}]: {c['headline']}" for c in view["comparisons"]]
+    return lines
+
+
 def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
     columns = cell_columns()
     heads = ["setting", "n"] + [col.heading for col in columns]
@@ -72,6 +85,7 @@ def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
     levels = level_table(summary)
     if levels:
         out += ["", table(levels[0], levels[1]), *levels[2]]
+    out += target_lines(summary)
     out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
     out += _plain_gates([g for g in summary["gates"] if "baseline" not in g])
     if not summary["complete"]:

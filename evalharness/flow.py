@@ -20,22 +20,20 @@ from typing import Any
 from evalharness import __version__
 from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
-from evalharness.client import ChatClient
-from evalharness.config import LoadedConfig
+from evalharness.config import LoadedConfig, Target
 from evalharness.errors import RunAborted, UsageError
-from evalharness.load.driver import LoadDriver, connections
+from evalharness.fanrun import Backends, Part, open_parts, own_backend, run_parts, skipped_statuses
+from evalharness.load.driver import LoadDriver
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
-from evalharness.proxy import DIRECT, Route, redact, route_for
+from evalharness.proxy import Route, redact, route_for
 from evalharness.regress import Population
 from evalharness.report import write_reports
-from evalharness.runner import Runner
 from evalharness.scoring.metrics import CaseSpec
 from evalharness.store import (
     MANIFEST,
     SUMMARY,
-    ResultWriter,
     new_run_id,
     open_run_dir,
     read_json,
@@ -45,8 +43,7 @@ from evalharness.store import (
     write_json,
 )
 from evalharness.summary import build_summary
-from evalharness.tokens import TokenCounter
-from evalharness.transport import run_async, side_transport, transport_name
+from evalharness.transport import run_async, transport_name
 from evalharness.types import Manifest, Record, Summary, TargetInfo
 
 
@@ -63,10 +60,11 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
                    transport: dict[str, Any]) -> Manifest:
     """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
     version, target, the transport and proxy used, time."""
-    config = loaded.config.model_dump(mode="json", exclude_none=False)
-    config["target"]["headers"] = {name: "<redacted>" for name in config["target"].get("headers", {})}
-    if config["target"].get("proxy"):
-        config["target"]["proxy"] = redact(config["target"]["proxy"])
+    config: dict[str, Any] = loaded.config.model_dump(mode="json", exclude_none=False)
+    for written in [config["target"], *config.get("targets", [])]:
+        written["headers"] = {name: "<redacted>" for name in written.get("headers", {})}
+        if written.get("proxy"):
+            written["proxy"] = redact(written["proxy"])
     cases = {}
     for suite in loaded.suites:
         for case in suite.cases:
@@ -122,7 +120,7 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
 def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
             resume: str | os.PathLike[str] | None = None, gates: bool = True,
             baseline: str | os.PathLike[str] | None = None,
-            population: Population = "suite", backend: Backend | None = None) -> Finished:
+            population: Population = "suite", backend: Backends = None) -> Finished:
     """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
 
     ``backend`` answers the requests instead of the config's target (which is then neither started nor
@@ -136,7 +134,8 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
         open_run_dir(Path(baseline))  # a wrong baseline is a usage error before anything is spent
     cfg = loaded.config
     plan = make_plan(loaded)
-    loaded.api_key()  # an unset key variable is a config error before anything is created or sent
+    for target in loaded.active_targets():  # an unset key variable is a config error before anything is sent
+        loaded.api_key(target)
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)
@@ -153,23 +152,34 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     # A resumed run's budget counts what its earlier parts were charged, failed attempts included.
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
+    parts: list[Part] = []
     try:
-        with open_target_or_backend(loaded, run_dir / "server.log", backend) as (target, check_target):
-            route = DIRECT if backend is not None else target_route(loaded, target)
-            transport = route.describe(transport_name(route) if backend is None else "python")
+        with open_parts(loaded, run_dir, backend) as parts:
+            first = parts[0]
+            python = own_backend(backend, first.name) is not None
+            transport = first.route.describe("python" if python else transport_name(first.route))
             if resume:
-                manifest["target"] = target
+                manifest["target"] = first.info
                 manifest["transport"] = transport
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             else:
-                manifest = build_manifest(loaded, plan, run_dir.name, target, transport)
+                manifest = build_manifest(loaded, plan, run_dir.name, first.info, transport)
+            manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
             write_json(run_dir / MANIFEST, manifest)
+            for skipped in skipped_statuses(loaded):
+                progress.announce(f"Target {skipped['name']} {skipped['reason']}")
             progress.announce(f"Running {cfg.name}: {len(todo)} requests"
                               + (f" ({len(done)} already done)" if done else "")
-                              + f" against {target['model']} at {target['base_url']}" + through(route))
-            drive = LoadDriver(cfg.load, plan.levels) if cfg.load else None
-            run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target,
-                           backend=backend, drive=drive))
+                              + " against " + "; ".join(f"{p.info['model']} at {p.info['base_url']}"
+                                                        + (f" ({p.name})" if len(parts) > 1 else "")
+                                                        + through(p.route) for p in parts))
+            try:
+                drive = LoadDriver(cfg.load, plan.levels) if cfg.load else None
+                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend,
+                                    drive=drive))
+            finally:
+                manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
+                write_json(run_dir / MANIFEST, manifest)
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():
@@ -197,17 +207,19 @@ def rescore(run_dir: str | Path) -> Finished:
 
 
 @contextlib.contextmanager
-def open_target_or_backend(loaded: LoadedConfig, log_path: Path,
-                            backend: Backend | None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
+def open_target_or_backend(loaded: LoadedConfig, log_path: Path, backend: Backend | None,
+                            spec: Target | None = None) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
     """The target as ``open_target`` gives it, or, for a backend given by the caller, what the manifest says
-    of it: its class as the address, and the model the bodies name."""
+    of it: its class as the address, and the model the bodies name. ``spec``: which of the config's targets
+    (default: the first)."""
+    spec = spec or loaded.config.target
     if backend is None:
-        with open_target(loaded.config.target, log_path) as opened:
+        with open_target(spec, log_path) as opened:
             yield opened
         return
     cls = type(backend)
     yield {"kind": "python", "base_url": f"python:{cls.__module__}.{cls.__qualname__}",
-           "model": loaded.config.target.model or MODEL_ALIAS}, None
+           "model": spec.model or MODEL_ALIAS}, None
 
 
 def target_route(loaded: LoadedConfig, target: TargetInfo) -> Route:
@@ -218,28 +230,3 @@ def target_route(loaded: LoadedConfig, target: TargetInfo) -> Route:
 def through(route: Route) -> str:
     """`` through the proxy URL`` (password masked) for a console line, or nothing when there is no proxy."""
     return f" through the proxy {route.shown}" if route.proxy is not None else ""
-
-
-async def _run(loaded: LoadedConfig, target: TargetInfo, route: Route, run_dir: Path, todo: list[Any],
-               progress: Progress, *, spent: float = 0.0, check_target: TargetCheck | None = None,
-               backend: Backend | None = None, drive: LoadDriver | None = None) -> None:
-    cfg = loaded.config
-    async with contextlib.AsyncExitStack() as stack:
-        writer = ResultWriter(run_dir)
-        stack.callback(writer.close)
-        counter = None
-        if backend is None:
-            key = loaded.api_key()
-            auth = {"Authorization": f"Bearer {key}"} if key else {}
-            counter = TokenCounter(cfg.target.tokenizer_url or target["base_url"], target["model"],
-                                   timeout_s=cfg.run.timeout_s, headers={**cfg.target.headers, **auth},
-                                   transport=side_transport(route))
-            stack.push_async_callback(counter.aclose)
-            backend = ChatClient(target["base_url"], api_key=key, headers=cfg.target.headers,
-                                 timeout_s=cfg.run.timeout_s,
-                                 max_connections=connections(cfg.run.concurrency, cfg.load), route=route)
-        stack.push_async_callback(backend.aclose)
-        runner = Runner(backend, model=target["model"], options=cfg.run, pricing=cfg.pricing, writer=writer,
-                        api_key_env=cfg.target.api_key_env, progress=progress, counter=counter,
-                        check_target=check_target)
-        await runner.run(todo, total=len(todo), spent=spent, drive=drive)

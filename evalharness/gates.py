@@ -10,7 +10,6 @@ from typing import Any
 
 from evalharness.config import Gate
 from evalharness.params import merge_params
-from evalharness.plan import cell_label
 from evalharness.types import Capacity, CellSummary, FailingCase, GateVerdict, Metrics, Totals
 
 
@@ -143,6 +142,8 @@ def evaluate_gates(gates: list[Gate], cells: list[CellSummary], totals: Totals, 
 def capacity_verdicts(gate: Gate, base: GateVerdict, capacity: list[Capacity],
                       defaults: dict[str, Any] | None) -> list[GateVerdict]:
     """A ``capacity.max_rate`` gate: one verdict per grid point ``where`` matches; no rate found fails."""
+    from evalharness.plan import cell_label  # the plan reads gates (fanout); a label is all this needs
+
     out: list[GateVerdict] = []
     for found in capacity:
         if not matches_where(found["params"], gate.where, defaults):

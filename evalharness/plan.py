@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalharness.config import LoadedConfig
 from evalharness.errors import ConfigError
+from evalharness.fanout import AXIS, grid_point, is_multi, shape_params
 from evalharness.params import merge_params
 from evalharness.thinking import apply_thinking
 
@@ -63,6 +64,8 @@ class WorkItem:
     repeat: int
     messages: list[dict[str, Any]]
     params: dict[str, Any]
+    #: The name of the target the item goes to.
+    target: str = ""
 
     @property
     def case_key(self) -> str:
@@ -128,27 +131,33 @@ def make_plan(loaded: LoadedConfig) -> Plan:
     (llama.cpp's does) shows its real variation.
 
     ``thinking`` is resolved here, per the target's ``thinking.via``: the items carry the messages and
-    params to send, and their params keep the ``thinking`` label for the record.
+    params to send, and their params keep the ``thinking`` label for the record. Every grid point is a
+    cell on every target the run sends to (``fanout.py``), and each target's items are shaped its way.
     """
     cfg = loaded.config
-    via, where = cfg.target.thinking.via, cfg.target.thinking.message
-    cells = make_cells(cfg.grid)
+    multi = is_multi(cfg)
+    cells: list[Cell] = []
     defaults = cfg.defaults.model_dump(exclude_unset=True)
     items: list[WorkItem] = []
     n_cases = sum(len(s.cases) for s in loaded.suites)
     # What to send for each cell and case, resolved once: the repeats share it.
-    requests: list[tuple[Cell, str, str, list[dict[str, Any]], dict[str, Any]]] = []
-    for cell in cells:
-        for suite in loaded.suites:
-            for case in suite.cases:
-                params = merge_params(defaults, case.sent_params(), cell.params)
-                try:
-                    messages, params = apply_thinking(suite.messages[case.id], params, via=via, message=where)
-                except ValueError as exc:
-                    raise ConfigError(f"case {case.id!r}: {exc}", file=str(suite.path), key="thinking",
-                                      hint="target.thinking.via soft_switch appends /think or /no_think "
-                                           "to a message of target.thinking.message's role") from exc
-                requests.append((cell, suite.name, case.id, messages, params))
+    requests: list[tuple[Cell, str, str, str, list[dict[str, Any]], dict[str, Any]]] = []
+    for target in loaded.active_targets():
+        via, where = target.thinking.via, target.thinking.message
+        own = make_cells({AXIS: [target.label], **cfg.grid}) if multi else make_cells(cfg.grid)
+        cells += own
+        for cell in own:
+            for suite in loaded.suites:
+                for case in suite.cases:
+                    params = merge_params(defaults, case.sent_params(), grid_point(cell.params))
+                    try:
+                        messages, params = apply_thinking(suite.messages[case.id], params, via=via, message=where)
+                    except ValueError as exc:
+                        raise ConfigError(f"case {case.id!r}: {exc}", file=str(suite.path), key="thinking",
+                                          hint="target.thinking.via soft_switch appends /think or /no_think "
+                                               "to a message of target.thinking.message's role") from exc
+                    requests.append((cell, target.label, suite.name, case.id, messages,
+                                     shape_params(params, target)))
     if cfg.load is not None:
         from evalharness.load.plan import expand  # the load package builds on this module
 
@@ -158,8 +167,9 @@ def make_plan(loaded: LoadedConfig) -> Plan:
     rng = random.Random(PLAN_SEED)
     for repeat in range(cfg.repeats):
         block = [WorkItem(item_id=f"{cell.cell_id}/{suite_name}/{case_id}/{repeat}", cell_id=cell.cell_id,
-                          suite=suite_name, case_id=case_id, repeat=repeat, messages=messages, params=params)
-                 for cell, suite_name, case_id, messages, params in requests]
+                          suite=suite_name, case_id=case_id, repeat=repeat, messages=messages, params=params,
+                          target=name)
+                 for cell, name, suite_name, case_id, messages, params in requests]
         rng.shuffle(block)
         items.extend(block)
     return Plan(cells=cells, items=items, repeats=cfg.repeats, cases=n_cases)

@@ -90,7 +90,9 @@ class ConfigFile(pytest.File):
         except EvalHarnessError as exc:
             raise self.CollectError(f"evalharness: {exc}") from exc
         cells = [(c.cell_id, c.label, c.params) for c in plan.cells]
-        defaults = self.loaded.config.model_dump(mode="json", exclude_none=False)["defaults"]
+        from evalharness.fanout import gate_defaults
+
+        defaults = gate_defaults(self.loaded.config.model_dump(mode="json", exclude_none=False))
         yield from _gate_items(self, self.loaded.config.gates, cells, defaults)
         for suite in self.loaded.suites:
             for case in suite.cases:

@@ -222,27 +222,30 @@ def cell_comparisons(run: RunData, metrics: Sequence[str] = CELL_METRICS) -> lis
     pairs = [(cells[0], c) for c in cells[1:]]
     if len(cells) <= AXIS_PAIRS_MAX_CELLS:
         pairs += [(a, b) for a, b in itertools.combinations(cells[1:], 2) if len(_differs(a, b)) == 1]
-    out: list[CellComparison] = []
-    for ref, cell in pairs:
-        results: dict[str, MetricComparison] = {}
-        for m in metrics:
-            name, fld = split_metric(m)
-            # Tolerance 0: a finding reports any change the data shows, whatever CI would tolerate.
-            found = judge(m, run.units(ref["cell_id"]).get(name), run.units(cell["cell_id"]).get(name),
-                          tolerance=0.0)
-            # At 95% and tolerance 0 by construction, so only ci95 is kept; "before" is the reference cell.
-            # The same fields less those a finding has no use for (a subset of the same keys).
-            entry = cast(MetricComparison, {k: v for k, v in found.items()
-                                            if k not in ("metric", "ci", "level", "tolerance", "verdict")})
-            entry["finding"] = CELL_FINDINGS.get(found["verdict"] or "")
-            if fld:
-                entry["field"] = fld
-            results[name] = entry
-        out.append({"reference": {"cell_id": ref["cell_id"], "label": ref["label"]},
-                    "cell": {"cell_id": cell["cell_id"], "label": cell["label"]},
-                    "differs_in": _differs(ref, cell), "metrics": results,
-                    "cases": _changed_cases(run, ref, cell, metrics)})
-    return out
+    return [compare_cells(run, ref, cell, metrics) for ref, cell in pairs]
+
+
+def compare_cells(run: RunData, ref: PlannedCell, cell: PlannedCell, metrics: Sequence[str] = CELL_METRICS
+                  ) -> CellComparison:
+    """One cell of a run against another (``ref``, the "before") at 95%: findings per metric and per case."""
+    results: dict[str, MetricComparison] = {}
+    for m in metrics:
+        name, fld = split_metric(m)
+        # Tolerance 0: a finding reports any change the data shows, whatever CI would tolerate.
+        found = judge(m, run.units(ref["cell_id"]).get(name), run.units(cell["cell_id"]).get(name),
+                      tolerance=0.0)
+        # At 95% and tolerance 0 by construction, so only ci95 is kept; "before" is the reference cell.
+        # The same fields less those a finding has no use for (a subset of the same keys).
+        entry = cast(MetricComparison, {k: v for k, v in found.items()
+                                        if k not in ("metric", "ci", "level", "tolerance", "verdict")})
+        entry["finding"] = CELL_FINDINGS.get(found["verdict"] or "")
+        if fld:
+            entry["field"] = fld
+        results[name] = entry
+    return {"reference": {"cell_id": ref["cell_id"], "label": ref["label"]},
+            "cell": {"cell_id": cell["cell_id"], "label": cell["label"]},
+            "differs_in": _differs(ref, cell), "metrics": results,
+            "cases": _changed_cases(run, ref, cell, metrics)}
 
 
 def _changed_cases(run: RunData, ref: PlannedCell, cell: PlannedCell, metrics: Sequence[str]

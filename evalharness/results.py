@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness import types as shapes
+from evalharness.fanout import gate_defaults
 from evalharness.gates import matches_where
 from evalharness.report.fmt import case_count, gate_bound, gate_subject, gate_value
 from evalharness.report.outcomes import build_outcomes
@@ -239,7 +240,7 @@ class Run:
         """The one cell whose effective params (the config's defaults, then the cell's axes) have these
         values, as a gate's ``where`` matches: ``run.cell(temperature=0, seed=42)``; none or several is a
         LookupError."""
-        defaults = (self.manifest.get("config") or {}).get("defaults") if params else None
+        defaults = gate_defaults(self.manifest.get("config") or {}) if params else None
         found = [c for c in self.cells if matches_where(dict(c.params), params, defaults)]
         if len(found) != 1:
             what = "no cell" if not found else f"{len(found)} cells ({', '.join(c.label for c in found)})"

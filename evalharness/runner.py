@@ -122,14 +122,26 @@ class RunState:
     interrupts: int = 0
 
 
+@dataclass
+class Purse:
+    """What the run has spent and holds reserved against ``run.budget``: one for the run, shared by the
+    runners of its targets, so the budget bounds the whole run."""
+
+    spent: float = 0.0
+    reserved: float = 0.0
+
+
 class Runner:
     """Runs work items against one target and appends a record per finished item."""
 
     def __init__(self, backend: Backend, *, model: str, options: RunOptions, pricing: Pricing,
                  writer: ResultWriter, api_key_env: str | None = None, progress: Progress | None = None,
                  seed: int = 0, counter: TokenCounter | None = None,
-                 check_target: Callable[[], Awaitable[None]] | None = None) -> None:
+                 check_target: Callable[[], Awaitable[None]] | None = None, purse: Purse | None = None) -> None:
         self.backend = backend
+        # Spend against the budget; given, it is shared with other runners (one per target).
+        self.purse = purse or Purse()
+        self._shared_purse = purse is not None
         # Counts tokens for responses that carry no usage (see tokens.py); None: such responses stay uncounted.
         self.counter = counter
         # For a server the harness started: raises TargetCrashed once it has died (see local.py).
@@ -180,19 +192,23 @@ class Runner:
             worker.cancel()
 
     async def run(self, items: Iterable[WorkItem], *, total: int, spent: float = 0.0,
+                  signals: bool = True,
                   drive: Callable[[Runner, list[WorkItem]], Coroutine[Any, Any, None]] | None = None) -> RunState:
         """Run every item (stopping early on budget, interruption or systematic failure).
 
-        ``spent`` is what earlier parts of a resumed run were charged against ``run.budget``. ``drive``
-        sends the items its own way (a load run's schedule, load/driver.py) through ``execute`` and ``store``,
-        instead of ``run.concurrency`` workers taking them in order.
+        ``spent`` is what earlier parts of a resumed run were charged against ``run.budget`` (unless a shared
+        purse keeps it); ``signals`` False leaves Ctrl-C to the caller (who runs several runners at once).
+        ``drive`` sends the items its own way (a load run's schedule, load/driver.py) through ``execute`` and
+        ``store``, instead of ``run.concurrency`` workers taking them in order.
         """
         self.state = RunState(total=total, spent=spent)
+        if not self._shared_purse:
+            self.purse = Purse(spent=spent)
         queue: asyncio.Queue[WorkItem] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
         loop = asyncio.get_running_loop()
-        installed = _install_signal_handlers(loop, self.interrupt)
+        installed = _install_signal_handlers(loop, self.interrupt) if signals else []
         if self.progress:
             self.progress.start(self.state)
         # What exists before the first request (modules, config, plan) is never garbage, yet each full
@@ -249,14 +265,15 @@ class Runner:
         budget = self.options.budget
         if budget is None:
             return True
-        if self.state.spent + self.state.reserved + worst > budget:
+        purse = self.purse
+        if purse.spent + purse.reserved + worst > budget:
             return False
-        self.state.reserved += worst
+        purse.reserved += worst
         return True
 
     def _release(self, worst: float) -> None:
         if self.options.budget is not None:
-            self.state.reserved -= worst
+            self.purse.reserved -= worst
 
     async def _unless_interrupted(self, waiting: Awaitable[object]) -> bool:
         """Await ``waiting`` (a backoff or a rate-limit wait) unless Ctrl-C comes first; False if it did.
@@ -298,7 +315,7 @@ class Runner:
             if not self._reserve(worst_cost):
                 self.stop(BudgetExhausted(
                     f"budget: the next request could push spend past the budget of {self.options.budget} "
-                    f"{self.pricing.currency} (spent {self.state.spent:.6f}); raise run.budget to go on"))
+                    f"{self.pricing.currency} (spent {self.purse.spent:.6f}); raise run.budget to go on"))
                 return None
             try:
                 epoch = await self._admitted()
@@ -324,6 +341,7 @@ class Runner:
             charge = (worst_cost if cost is None else cost) if billed else 0.0
             charged += charge
             self.state.spent += charge
+            self.purse.spent += charge
             self.limiter.settle(worst_tokens, tokens_used(outcome.usage) if billed else 0)
             if outcome.error_kind in RETRY_KINDS:
                 await self._check_target()
@@ -431,7 +449,7 @@ class Runner:
                 error = f"{error} — {hint}"
         return {
             "item_id": item.item_id, "cell_id": item.cell_id, "suite": item.suite, "case_id": item.case_id,
-            "repeat": item.repeat, "params": item.params, "started_at": started,
+            "repeat": item.repeat, "params": item.params, "target": item.target, "started_at": started,
             "ok": outcome.ok, "http_status": outcome.status, "error_kind": outcome.error_kind, "error": error,
             "content": outcome.content, "reasoning": outcome.reasoning, "tool_calls": outcome.tool_calls,
             "finish_reason": outcome.finish_reason, "usage": counted.usage if counted else outcome.usage,

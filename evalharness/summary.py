@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
+from evalharness.crosstarget import target_comparisons, target_statuses
+from evalharness.fanout import gate_defaults
 from evalharness.gates import evaluate_gates
 from evalharness.load.metrics import capacity, determinism_notes, run_throughput
 from evalharness.regress import Population, cell_comparisons
@@ -84,7 +86,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
 
     found = capacity(cells, float(load["search"]["slo_attainment"])) if load and load.get("search") else None
     verdicts = evaluate_gates(gates, cells, totals,
-                              defaults=manifest["config"].get("defaults"), case_counts=counts,
+                              defaults=gate_defaults(manifest["config"]), case_counts=counts,
                               # A load run's levels plan different numbers of requests (and of warm-up).
                               planned=None if load else manifest["plan"]["requests"] // max(1, len(cells)) or None,
                               capacity=found)
@@ -105,6 +107,10 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "gates": verdicts,
         # Checks of the cases' own (file or name): where each is, and whether it was found again as it was.
         "checks": own_checks(cases),
+        # Every target and how it went; each against the reference target per grid point (crosstarget.py).
+        "targets": target_statuses(manifest.get("targets") or [], manifest["config"], manifest["plan"]["cells"],
+                                   records),
+        "target_comparisons": target_comparisons(run, cells),
     }
     if load:
         summary["load_notes"] = determinism_notes(cells, manifest["config"].get("defaults"))

@@ -121,6 +121,20 @@ class TargetInfo(TypedDict):
     model: str
 
 
+class TargetStatus(TargetInfo):
+    """One of a run's targets (manifest and summary.json ``targets``): its name, whether it is optional, and
+    how it went: ``ok``, ``failed`` (unreachable, crashed, every request failing; ``reason`` says) or
+    ``skipped`` (optional, its key absent). summary.json adds its cells, requests and errors."""
+
+    name: str
+    optional: bool
+    status: Literal["ok", "failed", "skipped"] | str
+    reason: str | None
+    cells: NotRequired[int]
+    requests: NotRequired[int]
+    errors: NotRequired[int]
+
+
 # --- manifest.json ----------------------------------------------------------------------------------------
 
 class PlannedCell(TypedDict):
@@ -166,6 +180,8 @@ class Manifest(TypedDict):
     plan: ManifestPlan
     #: ``suite/case_id`` -> what scoring needs of the case.
     cases: dict[str, CaseEntry]
+    #: Every target of the run and how it went (runs made before targets existed have only ``target``).
+    targets: NotRequired[list[TargetStatus]]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------
@@ -380,6 +396,16 @@ class CellComparison(TypedDict):
     cases: list[CaseFinding]
 
 
+class TargetComparison(CellComparison):
+    """A target against the reference target at one grid point (summary.json ``target_comparisons``), on the
+    same paired analysis as cells; ``cost_ratio`` is its mean cost per request over the reference's."""
+
+    target: str
+    reference_target: str
+    point: str
+    cost_ratio: float | None
+
+
 class ComparedCell(TypedDict):
     params: dict[str, Any]
     label: str
@@ -523,3 +549,82 @@ class Summary(TypedDict):
     # A load run's: capacity per grid point (with load.search), and determinism against load in words.
     capacity: NotRequired[list[Capacity]]
     load_notes: NotRequired[list[str]]
+    targets: NotRequired[list[TargetStatus]]
+    target_comparisons: NotRequired[list[TargetComparison]]
+
+
+# --- history.json -----------------------------------------------------------------------------------------
+
+class HistoryPoint(TypedDict):
+    """One metric of one cell in one run, as the history shows it: the value and its 95% interval."""
+
+    value: float | None
+    ci95: list[float] | None
+    n: int | None
+
+
+class HistoryCell(TypedDict):
+    """A cell of the history (every run that has these params): ``key`` names it in each run's ``cells``."""
+
+    key: str
+    label: str
+    params: dict[str, Any]
+
+
+class HistoryRegression(TypedDict, total=False):
+    """A regression of a run against the run before it, by ``compare``'s verdicts: a cell's metric, or a case
+    on its own (with ``case`` and ``counts``)."""
+
+    key: str
+    cell: str
+    metric: str
+    against: str
+    before: float
+    after: float
+    change: float | None
+    ci: list[float] | None
+    level: float
+    case: str
+    counts: str
+    p_adjusted: float
+    message: str
+
+
+class HistoryGate(TypedDict):
+    metric: str
+    label: str
+    reason: str
+
+
+class HistoryRun(TypedDict):
+    """A complete run in history.json, oldest first."""
+
+    run_id: str
+    run_dir: str
+    report: str | None
+    name: str
+    started_at: str
+    passed: bool
+    gates_failed: list[HistoryGate]
+    gates_total: int
+    against: str | None
+    note: str | None
+    #: cell key → metric → value; a metric without a value in this run is absent.
+    cells: dict[str, dict[str, HistoryPoint]]
+    regressions: list[HistoryRegression]
+
+
+class HistorySkipped(TypedDict):
+    run_dir: str
+    reason: str
+
+
+class History(TypedDict):
+    """history.json (``evalharness history``)."""
+
+    generated_by: str
+    metrics: list[str]
+    analysis: str
+    cells: list[HistoryCell]
+    runs: list[HistoryRun]
+    skipped: list[HistorySkipped]

@@ -7,6 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check results, not speed: on a busy machine (CI, other tests starting servers) a generated
+# example can take longer than hypothesis's 200 ms deadline without anything being wrong. Speed is measured
+# in bench/.
+settings.register_profile("evalharness", deadline=None)
+settings.load_profile("evalharness")
 
 SUITE = """\
 name: mini

@@ -14,8 +14,9 @@ from evalharness.load.options import LoadOptions
 from evalharness.load.schedule import Replay, offsets, read_replay
 from evalharness.plan import Cell, WorkItem, canonical, cell_label
 
-#: (grid cell, suite, case id, messages, params) for each case of each grid point, as plan.make_plan resolves them.
-Request = tuple[Cell, str, str, list[dict[str, Any]], dict[str, Any]]
+#: (grid cell, target, suite, case id, messages, params) for each case of each grid point (and target), as
+#: plan.make_plan resolves them.
+Request = tuple[Cell, str, str, str, list[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def expand(load: LoadOptions, folder: Path, grid_cells: list[Cell], requests: li
     them), so levels and grid points are compared on the same requests; ``repeat`` counts the cycles.
     """
     replay = None
-    names = sorted({f"{s}/{c}" for _, s, c, _, _ in requests} | {c for _, _, c, _, _ in requests})
+    names = sorted({f"{s}/{c}" for _, _, s, c, _, _ in requests} | {c for _, _, _, c, _, _ in requests})
     if load.arrival == "replay":
         assert load.replay is not None
         replay = read_replay((folder / load.replay).resolve(), known_cases=names)
@@ -80,11 +81,12 @@ def expand(load: LoadOptions, folder: Path, grid_cells: list[Cell], requests: li
             counts: dict[tuple[str, str], int] = {}
             ids = []
             for req in order:
-                _, suite, case_id, messages, sent = req
+                _, target, suite, case_id, messages, sent = req
                 repeat = counts.get((suite, case_id), 0)
                 counts[(suite, case_id)] = repeat + 1
                 item = WorkItem(item_id=f"{cell.cell_id}/{suite}/{case_id}/{repeat}", cell_id=cell.cell_id,
-                                 suite=suite, case_id=case_id, repeat=repeat, messages=messages, params=sent)
+                                suite=suite, case_id=case_id, repeat=repeat, messages=messages, params=sent,
+                                target=target)
                 items.append(item)
                 ids.append(item.item_id)
             cells.append(cell)
@@ -98,7 +100,7 @@ def _schedule(load: LoadOptions, value: float, replay: Replay | None, cases: lis
     """A level's due offsets (None: closed loop), how many items are warm-up, and which case each item asks."""
     if replay is not None:
         due = replay.at_rate(value if load.rate else None)
-        named = {**{f"{r[1]}/{r[2]}": r for r in cases}, **{r[2]: r for r in cases}}
+        named = {**{f"{r[2]}/{r[3]}": r for r in cases}, **{r[3]: r for r in cases}}
         picks = _seeded(cases, len(due), load.seed)
         order = [named[c] if c is not None else pick for c, pick in zip(replay.cases, picks, strict=True)]
         return tuple(due), sum(t < load.warmup_s for t in due), order

@@ -21,6 +21,7 @@ from evalharness.report.fmt import (
     usage_note,
 )
 from evalharness.report.ranking import best_setting, no_best_reason, rank_cells
+from evalharness.report.targets_view import targets_view
 from evalharness.report.view import cell_value, pass_k_note
 from evalharness.scoring.catalogue import cell_columns
 from evalharness.types import FailingCase, GateVerdict, Summary
@@ -73,6 +74,10 @@ def _case_row(g: GateVerdict, case: FailingCase) -> str:
             f"| {case['successes']}/{case['n']} | {fmt(case['value'], 'rate')} |")
 
 
+#: Cross-target findings listed in summary.md (the report has them all).
+MAX_TARGET_LINES = 20
+
+
 def render_markdown(summary: Summary) -> str:
     t = summary["totals"]
     status = "✅ passed" if summary["passed"] else "❌ failed"
@@ -84,6 +89,7 @@ def render_markdown(summary: Summary) -> str:
              f"{t['requests']:,}/{t['planned']:,} requests, {t['errors']:,} errors, {tokens}."]
     if not summary["complete"]:
         lines += ["", f"**Incomplete run:** {md(summary.get('stop_reason'))}"]
+    lines += _target_lines(summary)
     lines += _best_lines(summary)
     gates = sorted(summary["gates"], key=lambda g: g["passed"])  # failures first
     budget = MAX_BYTES - sum(len(x.encode()) + 1 for x in lines)
@@ -115,6 +121,21 @@ def render_markdown(summary: Summary) -> str:
         lines += ["", md(note)]
     lines += ["", "Intervals, latency distributions, heat-maps and every answer: `report.html` in the run directory."]
     return "\n".join(lines) + "\n"
+
+
+def _target_lines(summary: Summary) -> list[str]:
+    """With several targets: a table of them, and each one's clear differences from the reference."""
+    view = targets_view(summary)
+    if view is None:
+        return []
+    lines = ["", "### Targets", "", "| target | model | status | requests | errors |", "|---|---|---|---|---|"]
+    lines += [f"| {md(t['name'])} | {md(t['model'])} | {md(t['status'])}"
+              + (f": {md(str(t['reason']).partition(chr(10))[0])}" if t["reason"] else "")
+              + f" | {t['requests']} | {t['errors']} |" for t in view["rows"]]
+    if view["comparisons"]:
+        lines += [""] + [f"- **{md(c['target'])}** vs {md(c['reference'])} [{md(c['point'])}]: {md(c['headline'])}"
+                         for c in view["comparisons"][:MAX_TARGET_LINES]]
+    return lines
 
 
 def _rows(lines: list[str], rows: list[str], budget: int, what: str) -> int:

@@ -39,6 +39,7 @@ from evalharness.report.ranking import (
     rank_cells,
     ranking,
 )
+from evalharness.report.targets_view import targets_view
 from evalharness.scoring import catalogue
 from evalharness.types import CellSummary, GateVerdict, Manifest, MetricValue, Record, Summary
 
@@ -112,6 +113,7 @@ def build_view(manifest: Manifest, summary: Summary, records: list[Record],
         "drilldown": drilldown_view(outcomes, keys, labels),
         "checks": checks_view(summary, keys),
         "load": load_view(summary, keys),
+        "targets": targets_view(summary),
     }
 
 

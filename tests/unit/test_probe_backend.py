@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from evalharness.backend import Outcome
 from evalharness.client import ChatClient
@@ -80,3 +81,23 @@ def test_no_token_ids_when_no_endpoint_answers() -> None:
             await counter.aclose()
 
     assert asyncio.run(go()) == (None, ["/extras/tokenize", "/tokenize"])
+
+
+def test_a_probe_of_two_targets_writes_them_side_by_side(write_config: Callable[..., Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    two = CLOSED.replace("target: {base_url: 'http://127.0.0.1:9/v1', model: m}",
+                         "targets:\n  - {name: a, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
+                         "  - {name: b, base_url: 'http://127.0.0.1:9/v1', model: m}")
+    backend = Recording(ChatClient("http://fake/v1", transport=httpx.MockTransport(FakeServer())))
+    assert probe(str(write_config(two)), out="out", backend=backend) == 0
+    doc = json.loads(Path("out/probe.json").read_text())
+    assert [t["name"] for t in doc["targets"]] == ["a", "b"] and backend.closed
+    assert doc["targets"][0]["results"] == doc["targets"][1]["results"]  # the same server behind both
+    table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if line.strip().startswith("parameter"))
+    assert header.split() == ["parameter", "a", "b"] and "* the targets' verdicts differ" not in table
+    assert 'id="probe-side-by-side"' in Path("out/probe.html").read_text()
+    # --target probes one, written as a probe of one target always was.
+    assert probe(str(write_config(two)), out="one", target="b",
+                 backend=Recording(ChatClient("http://fake/v1", transport=httpx.MockTransport(FakeServer())))) == 0
+    assert "results" in json.loads(Path("one/probe.json").read_text())
