@@ -108,6 +108,8 @@ class Record(TypedDict):
     schedule_lag_s: NotRequired[float]
     load_clock: NotRequired[LoadClock]
     warmup: NotRequired[bool]
+    # An open-loop request due while load.max_in_flight were in flight (it waited for a slot).
+    capped: NotRequired[bool]
 
 
 # --- the target ---------------------------------------------------------------------------------------------
@@ -225,6 +227,7 @@ class MetricValue(SourceMarks, total=False):
     currency: str
     saving: float
     window_s: float
+    capped: int
 
 
 #: A cell's metrics: every catalogue name, in the catalogue's order.

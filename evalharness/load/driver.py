@@ -72,6 +72,8 @@ class _LevelRun:
         self.runner = runner
         self.level = level
         self.sent: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.wall0 = time.time_ns()
         self.t0 = time.perf_counter_ns()
 
@@ -84,6 +86,7 @@ class _LevelRun:
                 await self._closed(items, int(self.level.value))
             else:
                 runner.throttle = Throttle(max_in_flight)
+                self.max_in_flight = max_in_flight
                 await self._open(items, self.level.offsets)
         finally:
             runner.on_send = None
@@ -98,7 +101,9 @@ class _LevelRun:
                     break
                 due = self.t0 + round((offsets[index] - start) * 1e9)
                 await _until(due)
-                task = asyncio.create_task(self._one(item, due, warmup=index < self.level.warmup))
+                # Due while max_in_flight are out: it waits for a slot (its lag shows how long), and says so.
+                capped = self.in_flight >= self.max_in_flight
+                task = asyncio.create_task(self._one(item, due, warmup=index < self.level.warmup, capped=capped))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
@@ -123,12 +128,18 @@ class _LevelRun:
             for task in workers:
                 task.cancel()
 
-    async def _one(self, item: WorkItem, due: int, *, warmup: bool) -> None:
-        record = await self.runner.execute(item)
+    async def _one(self, item: WorkItem, due: int, *, warmup: bool, capped: bool = False) -> None:
+        self.in_flight += 1
+        try:
+            record = await self.runner.execute(item)
+        finally:
+            self.in_flight -= 1
         if record is None:
             return
         sent = self.sent.pop(item.item_id)
         self._annotate(record, due, sent, warmup)
+        if self.level.offsets is not None:
+            record["capped"] = capped
         self.runner.store(record)
 
     def _annotate(self, record: Record, due: int, sent: int, warmup: bool) -> None:

@@ -90,6 +90,8 @@ def load_metrics(records: Sequence[Record], slo: Mapping[str, float] | None) -> 
     else:
         out["slo_attainment"] = out["goodput_rps"] = _na(NO_SLO)
     out["schedule_lag_s"] = distribution([r.get("schedule_lag_s") for r in measured], intervals=False)
+    if out["schedule_lag_s"].get("n"):
+        out["schedule_lag_s"]["capped"] = sum(bool(r.get("capped")) for r in measured)
     return out
 
 

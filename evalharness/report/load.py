@@ -19,7 +19,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("SLO met", "slo_attainment", "value", "rate"), ("TTFT p50", "ttft_s", "p50", "sec"),
     ("TTFT p95", "ttft_s", "p95", "sec"), ("e2e p50", "e2e_s", "p50", "sec"), ("e2e p95", "e2e_s", "p95", "sec"),
     ("e2e p99", "e2e_s", "p99", "sec"), ("lag p50", "schedule_lag_s", "p50", "sec"),
-    ("lag p99", "schedule_lag_s", "p99", "sec"), ("in flight", "in_flight_mean", "value", "num"),
+    ("lag p99", "schedule_lag_s", "p99", "sec"), ("capped", "schedule_lag_s", "capped", "int"),
+    ("in flight", "in_flight_mean", "value", "num"),
     ("identical repeats", "exact_match_rate", "value", "rate"), ("distinct outputs", "unique_outputs", "value", "num"),
 )
 

@@ -280,7 +280,7 @@ def test_an_open_loop_keeps_its_schedule_past_the_servers_capacity(tmp_path: Pat
     low, high = (c.metrics for c in run.cells)
     assert low["achieved_rate_rps"]["value"] == pytest.approx(20, rel=0.05)
     assert high["achieved_rate_rps"]["value"] == pytest.approx(80, rel=0.05)  # open loop: sent on time anyway
-    assert high["schedule_lag_s"]["p50"] < 0.005
+    assert high["schedule_lag_s"]["p50"] < 0.005 and high["schedule_lag_s"]["capped"] == 0
     assert low["slo_attainment"]["value"] >= 0.9 and high["slo_attainment"]["value"] < 0.5
     assert high["throughput_rps"]["value"] == pytest.approx(40, rel=0.15)  # what two slots can serve
     assert high["e2e_s"]["p95"] > 3 * low["e2e_s"]["p95"]
@@ -344,3 +344,16 @@ def test_the_capacity_search_lands_near_a_servers_known_capacity(tmp_path: Path)
     assert found["max_rate"] == pytest.approx(80, rel=0.15), found
     rates = [c.metrics["throughput_rps"]["value"] for c in run.cells]
     assert rates[-1] == pytest.approx(80, rel=0.15)  # past capacity, the server's rate, not the offered one
+
+
+def test_requests_due_while_max_in_flight_are_out_wait_and_say_so(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: hi}\n")
+    # 80 req/s at a server that takes 50 ms, with at most 2 in flight: most requests are due while 2 are out.
+    run = evalharness.run({
+        "name": "cap", "target": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "suites": ["suite.yaml"],
+        "load": {"arrival": "constant", "rate": [80], "requests": 20, "max_in_flight": 2},
+    }, backend=_Slots(8, 0.05), out=tmp_path / "run")
+    lag = run.cells[0].metrics["schedule_lag_s"]
+    assert 10 <= lag["capped"] <= 19
+    assert lag["p99"] > 0.1  # it waited for a slot: an open loop held back says so in its lag
+    assert run.cells[0]["in_flight_mean"].value <= 2.0 + 1e-6

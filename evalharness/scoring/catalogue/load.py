@@ -30,8 +30,9 @@ for _metric in (
            "request does not.", "share of requests", _LOAD, higher_is_better=True, title="SLO attainment"),
     Metric("schedule_lag_s", "latency", "latency", "lag", "How late each request was sent: sent - due (open "
            "loop: its scheduled time; closed loop: when its slot freed), including waits for "
-           "`max_in_flight` and rate limits.", "seconds", _LOAD, higher_is_better=False,
-           fields=("p50", "p90", "p95", "p99", "mean", "min", "max", "n")),
+           "`max_in_flight` and rate limits; `capped` counts the requests due while `max_in_flight` were out.",
+           "seconds", _LOAD, higher_is_better=False,
+           fields=("p50", "p90", "p95", "p99", "mean", "min", "max", "n", "capped")),
     Metric("in_flight_mean", "number", "latency", "in flight", "Mean requests in flight over the window: the "
            "sum of request durations (sent to finished) / the window.", "requests", _LOAD, fields=("value", "n")),
 ):
