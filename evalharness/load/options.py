@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Arrival = Literal["constant", "poisson", "gamma", "closed", "replay"]
 #: The cell parameters a load level sets (next to the grid's), and that ``where:`` may name.
 LEVEL_KEYS = ("rate", "concurrency")
+#: Levels of a search given ``max_rate`` and no ``rate``: max_rate / 32, / 16, … max_rate.
+SEARCH_LEVELS = 6
 
 
 class _Strict(BaseModel):
@@ -83,8 +85,9 @@ class LoadOptions(_Strict):
             if self.arrival == "replay":
                 if not self.replay:
                     raise ValueError("arrival: replay needs replay: FILE.jsonl (lines of {offset_s, case})")
-            elif self.rate is None:
-                raise ValueError(f"arrival: {self.arrival} needs rate: [...] (requests per second, one level each)")
+            elif self.rate is None and not (self.search and self.search.max_rate):
+                raise ValueError(f"arrival: {self.arrival} needs rate: [...] (requests per second, one level each), "
+                                 "or search: {max_rate: R} to sweep R/32, R/16, … R")
         if self.replay and self.arrival != "replay":
             raise ValueError("replay: FILE is read for arrival: replay only")
         if self.requests is not None and self.duration_s is not None:
@@ -99,6 +102,13 @@ class LoadOptions(_Strict):
             if values and any(v <= 0 for v in values):
                 raise ValueError(f"every {name} must be above 0")
         return self
+
+    def rates(self) -> list[float]:
+        """The open-loop levels, ascending: ``rate``, or without it ``search.max_rate`` halved five times."""
+        if self.rate:
+            return sorted(self.rate)
+        top = self.search.max_rate if self.search and self.search.max_rate else 0.0
+        return [float(f"{top / 2 ** k:.3g}") for k in range(SEARCH_LEVELS - 1, -1, -1)] if top else []
 
     @property
     def level_key(self) -> str:

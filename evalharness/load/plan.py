@@ -39,10 +39,9 @@ def level_values(load: LoadOptions, replay: Replay | None) -> list[float]:
     """The levels of each grid point, ascending (a capacity search reads them in order)."""
     if load.arrival == "closed":
         return sorted(float(c) for c in load.concurrency or ())
-    if load.rate:
-        return sorted(load.rate)
-    assert replay is not None
-    return [round(replay.rate, 3)]
+    if replay is not None and not load.rate:
+        return [round(replay.rate, 3)]
+    return load.rates()
 
 
 def _level_value(key: str, value: float) -> float | int:

@@ -123,6 +123,12 @@ def test_each_grid_point_is_swept_over_the_levels_with_the_same_requests(write_c
     assert plan.levels[1].offsets is not None and plan.levels[1].offsets[0] == 0.0
 
 
+def test_a_search_with_only_max_rate_sweeps_halvings_of_it(write_config: Callable[..., Path]) -> None:
+    text = LOAD.replace("  rate: [4, 1]\n", "  search: {slo_attainment: 0.9, max_rate: 64}\n")
+    plan = make_plan(load_config(write_config(text)))
+    assert [c.params["rate"] for c in plan.cells][:6] == [2, 4, 8, 16, 32, 64]
+
+
 def test_a_closed_loop_sweeps_concurrency(write_config: Callable[..., Path]) -> None:
     text = LOAD.replace("  arrival: poisson\n  rate: [4, 1]\n", "  arrival: closed\n  concurrency: [1, 3]\n")
     plan = make_plan(load_config(write_config(text.replace("where: {rate: 4}", "where: {concurrency: 3}"))))
