@@ -17,6 +17,7 @@ from evalharness.console import format_comparison, format_outcome, format_plan
 from evalharness.errors import UsageError
 from evalharness.github import comment_from_cli
 from evalharness.history import default_out, write_history
+from evalharness.judgeconfig import judge_plan_line
 from evalharness.pairs import Question
 from evalharness.plan import make_plan
 from evalharness.progress import Progress
@@ -49,6 +50,8 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
         print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
         _say_skipped(loaded, stdout)
+        if judged := judge_plan_line(loaded, len(plan.items), len(plan.cells)):
+            print(judged, file=stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
                      progress=Progress(announce=stdout))

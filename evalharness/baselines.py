@@ -26,6 +26,7 @@ from evalharness.regress import (
     applicable,
     family_level,
     judge,
+    judge_noise,
     split_alpha,
 )
 from evalharness.runs import RunData, load_run
@@ -100,6 +101,7 @@ class _Job:
     tolerance: float
     required: bool  # a config gate must be measurable; --baseline skips metrics that do not apply
     population: Population
+    noise: float = 0.0  # the judges' own disagreement, for a rate they decide (regress.judge_noise)
 
 
 def stored_baseline(summary: Summary) -> str | None:
@@ -139,7 +141,8 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
             jobs.append(_Job({**entry, "metric": metric, "cell_id": n["cell_id"], "label": n["label"],
                               "baseline_run_id": baseline.run_id},
                              baseline, baseline.units(b["cell_id"]).get(name), run.units(n["cell_id"]).get(name),
-                             metric, tol, required, asked))
+                             metric, tol, required, asked,
+                             judge_noise(metric, baseline, b["cell_id"], run, n["cell_id"])))
 
     for index, gate in enumerate(gates):
         if gate.baseline is None:
@@ -168,7 +171,7 @@ def baseline_verdicts(gates: Sequence[Gate], run: RunData, baselines: Baselines,
         if not can and not job.required:
             continue
         found = judge(job.metric, job.before, job.after, tolerance=job.tolerance, level=level,
-                      population=job.population)
+                      population=job.population, noise=job.noise)
         extra = cast(GateVerdict, {k: v for k, v in found.items() if k not in ("metric", "tolerance")})
         verdicts.append({**job.entry, "value": found.get("after"), "tolerance": job.tolerance, **extra,
                          "passed": found["verdict"] not in ("regressed", None),

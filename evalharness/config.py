@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalharness.errors import ConfigError
+from evalharness.judgeconfig import check_judges
 from evalharness.load.options import LEVEL_KEYS, LoadOptions
 from evalharness.params import PARAM_NAMES, RequestParams
 from evalharness.proxy import check_proxy_url
@@ -56,16 +57,22 @@ class TargetRun(_Strict):
     tpm: float | None = Field(None, gt=0)
 
 
-class Target(_Strict):
-    """Where requests go: an OpenAI-compatible endpoint, or ``kind: local`` for the bundled model.
+def _endpoint_problem(target: Endpoint) -> str | None:
+    """What an endpoint lacks, if anything."""
+    if target.kind == "openai":
+        if not target.base_url and not target.base_url_env:
+            return "base_url (or base_url_env) is required unless kind is 'local'"
+        if not target.model:
+            return "model is required unless kind is 'local'"
+    elif target.proxy:
+        return "the local target runs on this machine and is reached directly; remove proxy"
+    return None
 
-    One of ``targets:`` also has a ``name`` (the value of the ``target`` axis), its own ``pricing`` and
-    ``run`` limits, ``extra_body`` merged into every request it gets, a ``params`` map (a parameter renamed
-    for this server, or dropped with null) and ``optional`` (a target that is down or has no key does not
-    fail the run).
-    """
 
-    name: str | None = Field(None, pattern=r"^[^\s=]+$")
+class Endpoint(_Strict):
+    """An OpenAI-compatible endpoint, or ``kind: local`` for the bundled model: what a target and a judge
+    both are."""
+
     kind: Literal["openai", "local"] = "openai"
     base_url: str | None = None
     #: The variable that holds base_url (e.g. a self-hosted server's address); set, it wins over base_url.
@@ -84,27 +91,12 @@ class Target(_Strict):
     n_threads: int | None = Field(None, ge=1, le=256)
     startup_timeout_s: float = Field(180.0, gt=0)
     thinking: ThinkingOptions = Field(default_factory=ThinkingOptions)
-    pricing: Pricing | None = None
-    run: TargetRun = Field(default_factory=TargetRun)
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-    #: Per-target parameter names: ``{repetition_penalty: repeat_penalty}`` renames, ``{seed: null}`` drops.
-    params: dict[str, str | None] = Field(default_factory=dict)
-    optional: bool = False
-
-    @property
-    def label(self) -> str:
-        """The target's name: as given, else ``local`` for the bundled model, else its model."""
-        return self.name or ("local" if self.kind == "local" else str(self.model))
 
     @model_validator(mode="after")
-    def _needs_endpoint(self) -> Target:
-        if self.kind == "openai":
-            if not self.base_url and not self.base_url_env:
-                raise ValueError("base_url (or base_url_env) is required unless kind is 'local'")
-            if not self.model:
-                raise ValueError("model is required unless kind is 'local'")
-        elif self.proxy:
-            raise ValueError("the local target runs on this machine and is reached directly; remove proxy")
+    def _needs_endpoint(self) -> Endpoint:
+        problem = _endpoint_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("proxy")
@@ -119,6 +111,67 @@ class Target(_Strict):
             raise ValueError("put the API key in the environment and name it with api_key_env, "
                              "not in headers (configs are stored with the run)")
         return value
+
+
+class Target(Endpoint):
+    """Where requests go: an OpenAI-compatible endpoint, or ``kind: local`` for the bundled model.
+
+    One of ``targets:`` also has a ``name`` (the value of the ``target`` axis), its own ``pricing`` and
+    ``run`` limits, ``extra_body`` merged into every request it gets, a ``params`` map (a parameter renamed
+    for this server, or dropped with null) and ``optional`` (a target that is down or has no key does not
+    fail the run).
+    """
+
+    name: str | None = Field(None, pattern=r"^[^\s=]+$")
+    pricing: Pricing | None = None
+    run: TargetRun = Field(default_factory=TargetRun)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: Per-target parameter names: ``{repetition_penalty: repeat_penalty}`` renames, ``{seed: null}`` drops.
+    params: dict[str, str | None] = Field(default_factory=dict)
+    optional: bool = False
+
+    @property
+    def label(self) -> str:
+        """The target's name: as given, else ``local`` for the bundled model, else its model."""
+        return self.name or ("local" if self.kind == "local" else str(self.model))
+
+
+class Judge(Endpoint):
+    """A model that grades answers (``expect.judge`` / ``judge_score``): an endpoint written as a target is
+    (``kind: local`` works), or ``target: NAME`` for one the config evaluates (``target``: the config's own).
+
+    ``params`` are sent with every judge request (``response_format: {type: json_object}`` too unless they
+    set ``response_format``; null sends none); each verdict is asked ``repeats`` times and the majority
+    counts. ``template`` is a jinja2 file (relative to the config) for the judge's prompt.
+    """
+
+    target: str | None = Field(None, min_length=1)
+    params: RequestParams = Field(default_factory=RequestParams)
+    repeats: int = Field(1, ge=1, le=25)
+    template: str | None = Field(None, min_length=1)
+    pricing: Pricing | None = None
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> Judge:
+        if self.target is not None:
+            if self.base_url or self.kind != "openai" or self.model:
+                raise ValueError("a judge is either target: NAME or an endpoint (base_url and model, or "
+                                 "kind: local), not both")
+            return self
+        problem = _endpoint_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class JudgeCompare(_Strict):
+    """``judge_compare``: a judge says, case by case, whether cell ``b``'s answer beats cell ``a``'s on
+    ``rubric`` (each pair shown in both orders); ``a`` and ``b`` match one cell each, as a gate's ``where``."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    rubric: str = Field(min_length=1)
+    judge: str = "default"
 
 
 class RunOptions(_Strict):
@@ -213,6 +266,10 @@ class Config(_Strict):
     gates: list[Gate] = Field(default_factory=list)
     #: Load benchmarking: each grid point swept over load levels (evalharness/load).
     load: LoadOptions | None = None
+    #: Models that grade answers, by name; a check uses ``default`` unless it names another.
+    judges: dict[str, Judge] = Field(default_factory=dict)
+    #: Pairwise comparisons of two cells' answers by a judge.
+    judge_compare: list[JudgeCompare] = Field(default_factory=list)
 
     @field_validator("grid")
     @classmethod
@@ -393,6 +450,7 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
             raise doc.error(("suites", i), f"two suites are named {suite.name!r}")
         seen[suite.name] = i
         suites.append(suite)
+    check_judges(doc, config, suites, folder)
     if config.pass_k is not None and config.pass_k > config.repeats:
         raise doc.error(("pass_k",), f"pass_k ({config.pass_k}) exceeds repeats ({config.repeats})",
                         hint="pass@k and pass^k are estimated from at least k samples of each case")

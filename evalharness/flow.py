@@ -23,8 +23,11 @@ from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.config import LoadedConfig, Target
 from evalharness.errors import RunAborted, UsageError
 from evalharness.fanrun import Backends, Part, open_parts, own_backend, run_parts, skipped_statuses
+from evalharness.judgerun import judge_api_key, judge_run, manifest_judges, read_judgements
+from evalharness.judging import attach_judged, judge_totals
 from evalharness.load.driver import LoadDriver
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
+from evalharness.pairwise import comparisons
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.proxy import Route, redact, route_for
@@ -61,7 +64,7 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
     """The run's manifest: config (no secrets: header values are dropped, a proxy's password masked), plan,
     version, target, the transport and proxy used, time."""
     config: dict[str, Any] = loaded.config.model_dump(mode="json", exclude_none=False)
-    for written in [config["target"], *config.get("targets", [])]:
+    for written in [config["target"], *config.get("targets", []), *(config.get("judges") or {}).values()]:
         written["headers"] = {name: "<redacted>" for name in written.get("headers", {})}
         if written.get("proxy"):
             written["proxy"] = redact(written["proxy"])
@@ -69,11 +72,13 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
     for suite in loaded.suites:
         for case in suite.cases:
             own = suite.checks.get(case.id, [])
+            # A judge is shown what the case asked, so the manifest keeps it for cases a judge grades too.
+            shown = bool(own) or bool(case.expect and case.expect.judge_checks()) or bool(loaded.config.judge_compare)
             spec = CaseSpec(expect=case.expect, schema=suite.schemas.get(case.id), extract=case.extract,
                             checks=tuple(own), context={"suite": suite.name, "case_id": case.id, "vars": case.vars,
-                                                        "messages": suite.messages[case.id]} if own else {})
+                                                        "messages": suite.messages[case.id]} if shown else {})
             cases[f"{suite.name}/{case.id}"] = spec.to_manifest()
-    return {
+    manifest: Manifest = {
         "run_id": run_id, "harness_version": __version__,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # A config given as a mapping has no file; its paths (baseline gates) resolve against config_dir.
@@ -85,6 +90,7 @@ def build_manifest(loaded: LoadedConfig, plan: Plan, run_id: str, target: Target
                  "item_ids_digest": _digest(i.item_id for i in plan.items)},
         "cases": cases,
     }
+    return manifest
 
 
 def _digest(ids: Iterable[str]) -> str:
@@ -103,6 +109,8 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     manifest = read_json(run_dir / MANIFEST)
     if records is None:
         records = read_records(run_dir, compact=True)
+    judgements = read_judgements(run_dir) if manifest.get("judges") else {}
+    attach_judged(manifest, records, judgements)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     # The records (and baselines) live until the reports are written: the collector need not walk them
     # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
@@ -110,6 +118,10 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     try:
         summary = build_summary(manifest, records, complete=complete, stop_reason=stop_reason,
                                 gates_enabled=gates, baselines=baselines, population=population)
+        if manifest.get("judges"):
+            summary["judges"] = judge_totals(judgements, records, summary["totals"]["currency"])
+        if manifest["config"].get("judge_compare"):
+            summary["judge_comparisons"] = comparisons(manifest, records, judgements)
         write_json(run_dir / SUMMARY, summary)
         reports = write_reports(run_dir, manifest, summary, records)
     finally:
@@ -136,6 +148,9 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     plan = make_plan(loaded)
     for target in loaded.active_targets():  # an unset key variable is a config error before anything is sent
         loaded.api_key(target)
+    for name, judge in cfg.judges.items():
+        if judge.target is None:  # the judges' keys too
+            judge_api_key(loaded, name)
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)
@@ -164,6 +179,8 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             else:
                 manifest = build_manifest(loaded, plan, run_dir.name, first.info, transport)
+                if cfg.judges:
+                    manifest["judges"] = manifest_judges(loaded, {p.name: p.info for p in parts})
             manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
             write_json(run_dir / MANIFEST, manifest)
             for skipped in skipped_statuses(loaded):
@@ -180,6 +197,10 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
             finally:
                 manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
                 write_json(run_dir / MANIFEST, manifest)
+            if cfg.judges:  # then the judges grade what the targets said, while their servers are still up
+                reached = {p.name: (p.info, p.target, own_backend(backend, p.name)) for p in parts}
+                run_async(judge_run(loaded, manifest, run_dir, read_records(run_dir), targets=reached,
+                                    progress=progress))
     except RunAborted as exc:
         stop_reason = str(exc)
         if not (run_dir / MANIFEST).exists():

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from evalharness.config import Target
+from evalharness.config import Endpoint
 from evalharness.errors import TargetCrashed, TargetUnavailable
 from evalharness.types import TargetInfo
 
@@ -217,7 +217,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def open_target(target: Target, log_path: Path) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
+def open_target(target: Endpoint, log_path: Path) -> Iterator[tuple[TargetInfo, TargetCheck | None]]:
     """Where requests go, as ``{kind, base_url, model}``: the config's endpoint, or the bundled model started
     for the duration (its log in ``log_path``). With it, for the bundled model, the check that raises
     ``TargetCrashed`` once the server has died (None for an endpoint we did not start)."""

@@ -115,15 +115,33 @@ def _few_cases(change: Change) -> Change:
         f"would detect a {100 * POWER_CHANGE:.0f}-pt change"))
 
 
+#: The rates model-graded checks decide: a change of one smaller than the judges' own disagreement is noise.
+JUDGED_RATES = ("pass_rate",)
+
+
+def judge_noise(metric: str, before: RunData, before_cell: str, after: RunData, after_cell: str) -> float:
+    """The judges' disagreement on either side, for a rate the judges decide (0 for any other metric)."""
+    if split_metric(metric)[0] not in JUDGED_RATES:
+        return 0.0
+    return max(before.judge_noise(before_cell), after.judge_noise(after_cell))
+
+
 def judge(metric: str, before: Units | None, after: Units | None, *, tolerance: float | None = None,
-          level: float = 0.95, population: Population = "suite") -> MetricComparison:
+          level: float = 0.95, population: Population = "suite", noise: float = 0.0) -> MetricComparison:
     """One metric's comparison as summary.json and the console show it: the change, its 95% interval,
     the interval at ``level`` behind the verdict, the minimum detectable effect, the verdict, and the
-    question and test behind it (``analysis``, ``test``)."""
+    question and test behind it (``analysis``, ``test``).
+
+    ``noise`` is the judges' own disagreement (``judge_noise``): a rate must change by more than it, as by
+    more than the tolerance, to be a regression; the verdict says it as ``judge_noise``."""
     name, _ = split_metric(metric)
     spec = COMPARABLE[name]
     if tolerance is None:
         tolerance = RATE_TOLERANCE if spec.kind == "rate" else LATENCY_TOLERANCE
+    noise_note: MetricComparison = {}
+    if noise > 0 and spec.kind == "rate":
+        tolerance = max(tolerance, noise)
+        noise_note = {"judge_noise": noise}
     asked: MetricComparison = {"analysis": ANALYSIS[population], "test": TESTS[population, spec.kind]}
     at_95 = measure(metric, before, after, population=population)
     if isinstance(at_95, str):
@@ -134,7 +152,7 @@ def judge(metric: str, before: Units | None, after: Units | None, *, tolerance: 
     out: MetricComparison = {"metric": metric, **at_level.to_json(), "ci95": list(at_95.ci) if at_95.ci else None,
            "higher_is_better": spec.higher_is_better, "tolerance": tolerance,
            "verdict": verdict(at_level, higher_is_better=spec.higher_is_better, tolerance=tolerance,
-                              margin=resolution), **asked}
+                              margin=resolution), **asked, **noise_note}
     if at_level.se and spec.kind == "rate":
         by_repeats = population == "suite" and name not in PER_CASE_RATES
         unit = "repeats" if by_repeats else "cases"
@@ -186,7 +204,8 @@ def compare_runs(base: RunData, new: RunData, *, metrics: Sequence[str] = DEFAUL
         for m in metrics:
             name = split_metric(m)[0]
             before, after = base.units(b["cell_id"]).get(name), new.units(n["cell_id"]).get(name)
-            results.append(judge(m, before, after, tolerance=tolerance[m], level=level, population=population))
+            results.append(judge(m, before, after, tolerance=tolerance[m], level=level, population=population,
+                                 noise=judge_noise(m, base, b["cell_id"], new, n["cell_id"])))
             tests += case_tests(name, before, after, cell=n["label"], cell_id=n["cell_id"])
         cells.append({"params": n["params"], "label": n["label"], "cell_id": n["cell_id"],
                       "base_cell_id": b["cell_id"], "metrics": results})
@@ -233,7 +252,7 @@ def compare_cells(run: RunData, ref: PlannedCell, cell: PlannedCell, metrics: Se
         name, fld = split_metric(m)
         # Tolerance 0: a finding reports any change the data shows, whatever CI would tolerate.
         found = judge(m, run.units(ref["cell_id"]).get(name), run.units(cell["cell_id"]).get(name),
-                      tolerance=0.0)
+                      tolerance=0.0, noise=judge_noise(m, run, ref["cell_id"], run, cell["cell_id"]))
         # At 95% and tolerance 0 by construction, so only ci95 is kept; "before" is the reference cell.
         # The same fields less those a finding has no use for (a subset of the same keys).
         entry = cast(MetricComparison, {k: v for k, v in found.items()

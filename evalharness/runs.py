@@ -46,6 +46,15 @@ class RunData:
             self._units[cell_id] = cell_units(self._by_cell.get(cell_id, []), self._cases)
         return self._units[cell_id]
 
+    def judge_noise(self, cell_id: str) -> float:
+        """How much this cell's judges disagree with themselves: the mean share of a model-graded check's
+        votes against its majority (``judging.disagreement``; 0 without judges or with one repeat)."""
+        from evalharness.judging import disagreement
+
+        self.units(cell_id)  # groups the records by cell
+        assert self._by_cell is not None
+        return disagreement(self._by_cell.get(cell_id, []))
+
     def describe(self) -> RunRef:
         return {"run_dir": str(self.run_dir) if self.run_dir else None,
                 "path": str(self.run_dir.resolve()) if self.run_dir else None,
@@ -54,5 +63,12 @@ class RunData:
 
 def load_run(path: str | Path) -> RunData:
     """Read a run directory (manifest and records); a folder that is not a run is a usage error."""
+    from evalharness.judgerun import read_judgements  # it builds on the flow's modules
+    from evalharness.judging import attach_judged
+
     run_dir = open_run_dir(Path(path))
-    return RunData(run_dir, read_json(run_dir / MANIFEST), read_records(run_dir, compact=True))
+    manifest: Manifest = read_json(run_dir / MANIFEST)
+    records = read_records(run_dir, compact=True)
+    if manifest.get("judges"):  # the verdicts of model-graded checks are in judgements.jsonl
+        attach_judged(manifest, records, read_judgements(run_dir))
+    return RunData(run_dir, manifest, records)

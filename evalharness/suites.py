@@ -67,10 +67,26 @@ class NamedCheck(_Strict):
     min: float = Field(default=DEFAULT_MIN, ge=0.0, le=1.0)
 
 
+class JudgeCheck(_Strict):
+    """``judge: {rubric: ..., judge: NAME}``: a model grades the answer against the rubric (pass or fail)."""
+
+    rubric: str = Field(min_length=1)
+    judge: str = "default"
+
+
+class JudgeScore(_Strict):
+    """``judge_score: {rubric, min}``: a model scores the answer in [0, 1]; it passes at ``min`` or more."""
+
+    rubric: str = Field(min_length=1)
+    min: float = Field(default=DEFAULT_MIN, ge=0.0, le=1.0)
+    judge: str = "default"
+
+
 class Expect(_Strict):
     """Checks a sample must meet to pass; all given checks must hold.
 
     ``python`` and ``check`` name checks of the user's own (one, or a list); see ``scoring/registry.py``.
+    ``judge`` and ``judge_score`` are graded by a model the config names under ``judges`` (``judging.py``).
     """
 
     equals: str | None = None
@@ -83,6 +99,17 @@ class Expect(_Strict):
     tool_call: ToolCallExpect | None = None
     python: str | PythonCheck | list[str | PythonCheck] | None = None
     check: str | NamedCheck | list[str | NamedCheck] | None = None
+    judge: str | JudgeCheck | list[str | JudgeCheck] | None = None
+    judge_score: JudgeScore | list[JudgeScore] | None = None
+
+    def judge_checks(self) -> list[JudgeCheck | JudgeScore]:
+        """Every model-graded check, in order: the ``judge`` rubrics, then the ``judge_score`` ones."""
+        found: list[JudgeCheck | JudgeScore] = []
+        for entry in self.judge if isinstance(self.judge, list) else [self.judge] if self.judge else []:
+            found.append(JudgeCheck(rubric=entry) if isinstance(entry, str) else entry)
+        scored = self.judge_score
+        found.extend(scored if isinstance(scored, list) else [scored] if scored else [])
+        return found
 
 
 class Case(_Strict):
@@ -121,10 +148,43 @@ class Case(_Strict):
         return self.params.model_dump(exclude_unset=True)
 
 
+class DatasetRef(_Strict):
+    """``dataset: {path}``: a .jsonl, .csv, .parquet file or a ``datasets.save_to_disk`` folder, relative to
+    the suite; ``split`` picks one split of a saved ``DatasetDict``."""
+
+    path: str = Field(min_length=1)
+    split: str | None = None
+
+
+class Sample(_Strict):
+    """``sample: {n, seed}``: a seeded subset of ``n`` rows of the dataset (the same rows every time)."""
+
+    n: int = Field(ge=1)
+    seed: int = 0
+
+
 class SuiteFile(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    cases: list[Case] = Field(min_length=1)
+    cases: list[Case] = Field(default_factory=list)
+    dataset: DatasetRef | None = None
+    # A case as jinja2 over each ``row`` of the dataset; validated per row once rendered.
+    case: dict[str, Any] | None = None
+    sample: Sample | None = None
+
+    @model_validator(mode="after")
+    def _cases_or_dataset(self) -> SuiteFile:
+        if self.dataset is None:
+            if self.case is not None or self.sample is not None:
+                raise ValueError("case and sample make cases from a dataset: add dataset: {path: FILE}")
+            if not self.cases:
+                raise ValueError("a suite needs cases, or a dataset and a case template")
+        elif self.cases:
+            raise ValueError("a suite takes its cases from cases or from a dataset, not both")
+        elif self.case is None:
+            raise ValueError("a dataset needs a case: template (jinja2 over each row), e.g. "
+                             "case: {id: '{{ row.id }}', prompt: '{{ row.question }}'}")
+        return self
 
 
 class Suite(BaseModel):
@@ -156,6 +216,10 @@ def load_suite(path: Path) -> Suite:
     if not isinstance(doc.data, dict):
         raise ConfigError("a suite must be a YAML mapping with name and cases", file=str(path), line=1)
     suite: SuiteFile = parse_model(doc, SuiteFile, doc.data)
+    if suite.dataset is not None:
+        from evalharness.datasuite import load_dataset_suite  # it builds on this module
+
+        return load_dataset_suite(doc, suite)
     messages: dict[str, list[dict[str, Any]]] = {}
     schemas: dict[str, dict[str, Any]] = {}
     checks: dict[str, list[CheckRef]] = {}
@@ -167,17 +231,25 @@ def load_suite(path: Path) -> Suite:
         except jinja2.TemplateError as exc:
             raise doc.error(("cases", i, "prompt" if case.prompt else "messages"),
                             f"template error: {exc}") from exc
-        if case.expect is not None and case.expect.json_schema is not None:
-            schemas[case.id] = _resolve_schema(doc, case.expect.json_schema, ("cases", i, "expect", "json_schema"))
-        if case.expect is not None and case.expect.tool_call is not None and case.params.tools is not None:
-            names = [t["function"]["name"] for t in case.params.tools]
-            if case.expect.tool_call.name not in names:
-                raise doc.error(("cases", i, "expect", "tool_call", "name"),
-                                f"{case.expect.tool_call.name!r} is not one of this case's tools ({', '.join(names)})")
-        if case.expect is not None and (case.expect.python is not None or case.expect.check is not None):
-            checks[case.id] = _resolve_checks(doc, case.expect, ("cases", i, "expect"))
+        case_extras(doc, case, ("cases", i), schemas, checks)
     return Suite(name=suite.name, description=suite.description, path=path, cases=suite.cases,
                  messages=messages, schemas=schemas, checks=checks)
+
+
+def case_extras(doc: YamlDoc, case: Case, loc: tuple[str | int, ...], schemas: dict[str, dict[str, Any]],
+                checks: dict[str, list[CheckRef]]) -> None:
+    """Resolve a case's JSON Schema and checks of its own into ``schemas`` and ``checks``; check its tool_call."""
+    if case.expect is None:
+        return
+    if case.expect.json_schema is not None:
+        schemas[case.id] = _resolve_schema(doc, case.expect.json_schema, (*loc, "expect", "json_schema"))
+    if case.expect.tool_call is not None and case.params.tools is not None:
+        names = [t["function"]["name"] for t in case.params.tools]
+        if case.expect.tool_call.name not in names:
+            raise doc.error((*loc, "expect", "tool_call", "name"),
+                            f"{case.expect.tool_call.name!r} is not one of this case's tools ({', '.join(names)})")
+    if case.expect.python is not None or case.expect.check is not None:
+        checks[case.id] = _resolve_checks(doc, case.expect, (*loc, "expect"))
 
 
 def _entries(value: Any, loc: tuple[str | int, ...]) -> list[tuple[Any, tuple[str | int, ...]]]:

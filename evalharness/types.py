@@ -110,6 +110,60 @@ class Record(TypedDict):
     warmup: NotRequired[bool]
     # An open-loop request due while load.max_in_flight were in flight (it waited for a slot).
     capped: NotRequired[bool]
+    #: In memory only, never in results.jsonl: the model-graded checks of this sample, from judgements.jsonl
+    #: (``judging.attach_judged``).
+    judged: NotRequired[list[JudgedCheck]]
+
+
+class JudgedCheck(TypedDict):
+    """One model-graded check (``expect.judge`` / ``judge_score``) of one sample: every judge repeat's vote
+    (``pass``, ``fail``, ``unparsable``, or ``missing`` where no judgement is stored) and the majority."""
+
+    check: Literal["judge", "judge_score"]
+    judge: str
+    rubric: str
+    votes: list[str]
+    scores: list[float | None]
+    reasons: list[str | None]
+    #: ``pass``, ``fail``, ``unparsable`` (no vote could be read) or ``unjudged`` (no judgement stored).
+    verdict: str
+    score: float | None
+    min: float | None
+
+
+# --- judgements.jsonl -----------------------------------------------------------------------------------
+
+class Judgement(TypedDict):
+    """One line of judgements.jsonl: one call of a judge, cached by ``key`` (the request's SHA-256 and the
+    judge repeat), so ``evalharness report`` and a resumed run never send it again."""
+
+    key: str
+    judge: str
+    repeat: int
+    request: dict[str, Any]
+    started_at: str
+    ok: bool
+    http_status: int | None
+    error_kind: str | None
+    error: str | None
+    content: str | None
+    usage: Usage | None
+    cost: float | None
+    e2e_s: float | None
+    attempts: int
+
+
+class JudgeTotals(TypedDict):
+    """summary.json's ``judges``: the judges' own calls, tokens and cost, apart from the target's."""
+
+    requests: int
+    errors: int
+    unparsable: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    currency: str
+    by_judge: dict[str, dict[str, Any]]
 
 
 # --- the target ---------------------------------------------------------------------------------------------
@@ -184,6 +238,8 @@ class Manifest(TypedDict):
     cases: dict[str, CaseEntry]
     #: Every target of the run and how it went (runs made before targets existed have only ``target``).
     targets: NotRequired[list[TargetStatus]]
+    #: The judges by name: what their requests are built of (``judgerun.manifest_judges``).
+    judges: NotRequired[dict[str, Any]]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------
@@ -353,6 +409,8 @@ class MetricComparison(TypedDict, total=False):
 
     metric: str
     kind: Literal["difference", "ratio"]
+    #: The judges' own disagreement, when it widened the tolerance of a rate they decide.
+    judge_noise: float
     before: float
     after: float
     change: float | None
@@ -554,6 +612,9 @@ class Summary(TypedDict):
     load_notes: NotRequired[list[str]]
     targets: NotRequired[list[TargetStatus]]
     target_comparisons: NotRequired[list[TargetComparison]]
+    judges: NotRequired[JudgeTotals | None]
+    #: ``judge_compare``: per entry, the pairs each cell's answer won (``pairwise.comparisons``).
+    judge_comparisons: NotRequired[list[dict[str, Any]]]
 
 
 # --- history.json -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from evalharness.judging import verdict_lines
 from evalharness.report.diff import diff_segments
 from evalharness.report.heatmap import shade
 from evalharness.report.outcomes import Outcomes, Pair
@@ -122,6 +123,7 @@ def _variants(pair: Pair, has_expect: bool, budget: _Budget) -> list[dict[str, A
             "text": budget.take(content) if is_modal else "", "segments": segments, "empty": not content,
             "reasoning": budget.take(record.get("reasoning") or ""),
             "tool_calls": budget.take(json.dumps(tool_calls, ensure_ascii=False, indent=1)) if tool_calls else "",
+            "judged": verdict_lines(record.get("judged") or []),
             "check_errors": [{"check": e.check, "error": e.error or "", "traceback": clip(e.traceback or "", 4000)}
                              for e in pair.check_errors[position]] if pair.check_errors else [],
         })

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from evalharness.judging import judges_line
 from evalharness.report.fmt import (
     cached_note,
     fmt,
@@ -87,6 +88,8 @@ def render_markdown(summary: Summary) -> str:
     lines = [f"## evalharness: {md(summary['name'])} — {status}", "",
              f"Run {md(summary['run_id'])} against **{md(summary['target']['model'])}**: "
              f"{t['requests']:,}/{t['planned']:,} requests, {t['errors']:,} errors, {tokens}."]
+    if judges := summary.get("judges"):
+        lines += ["", f"Judges: {md(judges_line(judges))}."]
     if not summary["complete"]:
         lines += ["", f"**Incomplete run:** {md(summary.get('stop_reason'))}"]
     lines += _target_lines(summary)

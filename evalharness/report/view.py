@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from evalharness.judging import judges_line
 from evalharness.report.boxes import latency_boxes
 from evalharness.report.charts import Point, Series, cdf_chart, colour, interval_bar, pareto_front, scatter_chart
 from evalharness.report.checks_view import checks_view
@@ -155,6 +156,8 @@ def _verdict(summary: Summary, records: list[Record]) -> dict[str, Any]:
             items.append(("usage", provenance_note(totals)))
         if cached_note(totals):
             items.append(("prompt cache", cached_note(totals)))
+    if judges := summary.get("judges"):
+        items.append(("judges", judges_line(judges)))
     items.append(("run time", fmt_duration(run_time(records))))
     return {"items": items, "failed_gates": _gates(failed[:MAX_HEADER_GATES]),
             "more_failed_gates": max(0, len(failed) - MAX_HEADER_GATES),

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from evalharness.judging import judged_message
 from evalharness.load.metrics import load_metrics
 from evalharness.records import attempt_count
 from evalharness.scoring import catalogue
@@ -23,7 +24,7 @@ from evalharness.scoring.registry import CheckContext
 from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.scoring.usercheck import CheckOutcome, CheckRef, Resolved, resolve, run_check
 from evalharness.suites import Expect, Extractor
-from evalharness.types import CaseEntry, MetricValue, Record, Usage
+from evalharness.types import CaseEntry, JudgedCheck, MetricValue, Record, Usage
 from evalharness.usage import cached_tokens, source_fields, with_marks
 
 Metric = MetricValue
@@ -66,6 +67,9 @@ class CaseSpec:
                                 if tool_calls else None)
         if self.checks:  # a check of one's own sees the reasoning and the params too
             key += (record.get("reasoning"), json.dumps(params, sort_keys=True, default=str))
+        judged = record.get("judged")
+        if judged:  # the same answer has the same judgements; a run scored before they were stored has none
+            key += (json.dumps(judged, sort_keys=True),)
         found = self._checked.get(key)
         if found is not None:
             return found
@@ -84,6 +88,7 @@ class CaseSpec:
             else:
                 found.append(run_check(own.fn, answer, replace(context, args=own.ref.args), label=label,
                                        minimum=own.ref.min))
+        found.extend(judged_outcomes(self.expect, judged))
         self._checked[key] = found
         return found
 
@@ -111,13 +116,27 @@ class CaseSpec:
         out: CaseEntry = {"expect": self.expect.model_dump(exclude_none=True) if self.expect else None,
                           "schema": self.schema,
                           "extract": self.extract.model_dump(exclude_none=True) if self.extract else None}
-        if self.checks:  # only then: what a case is shown is kept for re-scoring, not for every case
+        if self.checks or self.context:  # only then: what a case is shown is kept, not for every case
             out["checks"] = [c.to_manifest() for c in self.checks]
             out["context"] = self.context
         return out
 
 
 _NO_SPEC = CaseSpec()
+
+
+def judged_outcomes(expect: Expect | None, judged: list[JudgedCheck] | None) -> list[CheckOutcome]:
+    """The model-graded checks of a sample as outcomes: the majority verdict, with the votes as the reason.
+
+    A case with such checks whose sample has no ``judged`` list (no judges in the manifest) fails them.
+    """
+    if expect is None or (not expect.judge and not expect.judge_score):
+        return []
+    if judged is None:
+        return [CheckOutcome(c, False, error="not judged: the run has no judgements for it")
+                for c in ("judge",) * bool(expect.judge) + ("judge_score",) * bool(expect.judge_score)]
+    return [CheckOutcome(j["check"], j["verdict"] == "pass", "" if j["verdict"] == "pass" else judged_message(j),
+                         j["score"], builtin=True) for j in judged]
 
 
 def na(reason: str) -> Metric:
@@ -442,6 +461,9 @@ def cell_metrics(records: Sequence[Record], cases: dict[str, CaseSpec], *, strea
     _mark_token_latencies(metrics, ok)
     metrics.update(cost_metrics(records, currency))
     metrics.update(load_metrics(records, slo))
+    for metric in catalogue.cell_values():
+        assert isinstance(metric.computed, catalogue.CellValue)
+        metrics[metric.name] = metric.computed.fn(records, cases)
     return {name: metrics[name] for name in CATALOGUE}
 
 

@@ -20,6 +20,8 @@ CONFIG = {
     "grid": {"max_tokens": [12]},
     "repeats": 1,
     "run": {"concurrency": 1, "stream": True, "timeout_s": 120, "max_retries": 0},
+    # Suites with model-graded checks need a judge: the bundled model, once, as briefly.
+    "judges": {"default": {"target": "target", "params": {"max_tokens": 12}}},
 }
 
 

@@ -155,6 +155,10 @@ def test_every_catalogue_metric_is_in_the_summary_when_it_applies() -> None:
     records = [rec("j", r, '{"a": 1}', usage=usage, cost=0.01, chunks=[0.1, 0.2, 0.3], attempts=1 + r)
                for r in range(3)]
     records[2]["content"] = '{"a": 2}'
+    for r, votes in zip(records, (["pass", "pass", "fail"], ["pass", "pass", "pass"], ["fail", "fail", "pass"]),
+                        strict=True):  # as judging.attach_judged gives a sample its model-graded checks
+        r["judged"] = [{"check": "judge", "judge": "default", "rubric": "r", "votes": votes, "scores": [None] * 3,
+                        "reasons": [None] * 3, "verdict": "pass", "score": None, "min": None}]
     for i, r in enumerate(records):  # as a load level sends them (the load metrics apply to a load run)
         r.update(schedule_lag_s=0.001,
                  load_clock={"due_s": i * 0.5, "sent_s": i * 0.5 + 0.001, "done_s": i * 0.5 + 0.4})

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from evalharness.types import Record
+from evalharness.types import MetricValue, Record
 
 if TYPE_CHECKING:  # scoring's case spec; the registry itself computes nothing
     from evalharness.scoring.metrics import CaseSpec
@@ -72,6 +72,27 @@ class SampleRate:
         return f"{self.score.__module__}.{self.score.__qualname__}"
 
 
+#: A metric computed once over one cell's records and their cases' specs.
+CellFn = Callable[[Sequence[Record], Mapping[str, "CaseSpec"]], "MetricValue"]
+
+
+@dataclass(frozen=True)
+class CellValue:
+    """A metric computed by ``fn`` over a cell's records (every one, failed ones included) and the cases'
+    specs; it returns the metric's summary.json object, with ``value`` None and a ``reason`` where it does not
+    apply."""
+
+    fn: CellFn
+
+    @property
+    def level(self) -> str:
+        return "cell"
+
+    @property
+    def by(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+
 @dataclass(frozen=True)
 class Compare:
     """How comparisons (``compare``, baselines, cells of one run) treat a metric."""
@@ -103,7 +124,7 @@ class Metric:
     #: What it means, for docs/metrics.md.
     about: str
     unit: str
-    computed: Computed | SampleRate
+    computed: Computed | SampleRate | CellValue
     #: True: higher is better; False: lower is; None: neither (a plain count).
     higher_is_better: bool | None = None
     #: As a heading with room shows it (heat-maps, the best-setting line); the heading by default.
@@ -221,6 +242,12 @@ def names() -> tuple[str, ...]:
 def sample_rates() -> tuple[Metric, ...]:
     """Rates scored per completed sample, in catalogue order."""
     return tuple(m for m in metrics() if isinstance(m.computed, SampleRate) and not m.computed.requests)
+
+
+@_view
+def cell_values() -> tuple[Metric, ...]:
+    """Metrics computed once per cell by a function of its records (``CellValue``), in catalogue order."""
+    return tuple(m for m in metrics() if isinstance(m.computed, CellValue))
 
 
 @_view
@@ -377,9 +404,9 @@ class Lookup(Mapping[str, V]):
 
 
 __all__ = [
-    "FIELDS", "FORMAT", "GROUPS", "QUANTILES", "Column", "Compare", "Computed", "Kind", "Lookup", "Metric", "Names",
-    "SampleRate", "Score", "Shown", "case_tested", "cell_columns", "comparable", "compared_between_cells",
-    "compared_by_default", "compared_per_case", "get", "heatmap_columns", "metrics", "names", "per_case_rates",
-    "ranking_columns", "register", "request_rates", "sample_latencies", "sample_rates", "split_metric",
-    "table_columns", "unregister",
+    "FIELDS", "FORMAT", "GROUPS", "QUANTILES", "CellFn", "CellValue", "Column", "Compare", "Computed", "Kind",
+    "Lookup", "Metric", "Names", "SampleRate", "Score", "Shown", "case_tested", "cell_columns", "cell_values",
+    "comparable", "compared_between_cells", "compared_by_default", "compared_per_case", "get", "heatmap_columns",
+    "metrics", "names", "per_case_rates", "ranking_columns", "register", "request_rates", "sample_latencies",
+    "sample_rates", "split_metric", "table_columns", "unregister",
 ]
