@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalharness.errors import ConfigError
 from evalharness.judgeconfig import check_judges
+from evalharness.load.options import LEVEL_KEYS, LoadOptions
 from evalharness.params import PARAM_NAMES, RequestParams
 from evalharness.proxy import check_proxy_url
 from evalharness.scoring import catalogue
@@ -263,6 +264,8 @@ class Config(_Strict):
     pass_k: int | None = Field(None, ge=1)
     run: RunOptions = Field(default_factory=RunOptions)
     gates: list[Gate] = Field(default_factory=list)
+    #: Load benchmarking: each grid point swept over load levels (evalharness/load).
+    load: LoadOptions | None = None
     #: Models that grade answers, by name; a check uses ``default`` unless it names another.
     judges: dict[str, Judge] = Field(default_factory=dict)
     #: Pairwise comparisons of two cells' answers by a judge.
@@ -459,9 +462,10 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
                 if gate.where[key] not in names:
                     raise doc.error(("gates", i, "where", key), f"no target is named {gate.where[key]!r}; "
                                     f"the targets are {', '.join(names)}")
-            elif key not in config.grid and key not in PARAM_NAMES:
+            elif key not in config.grid and key not in PARAM_NAMES and not (config.load and key in LEVEL_KEYS):
                 raise doc.error(("gates", i, "where", key), f"unknown parameter {key!r} in where")
-        problem = _gate_problem(gate, folder)
+        problem = (_capacity_gate_problem(gate, config.load) if gate.metric.startswith("capacity.")
+                   else _gate_problem(gate, folder))
         if problem:
             raise doc.error(("gates", i, problem[0]), problem[1])
     many = "targets" in doc.data
@@ -539,6 +543,17 @@ def _gate_problem(gate: Gate, folder: Path) -> tuple[str, str] | None:
         if not (run_dir / "manifest.json").is_file():
             return "baseline", (f"{gate.baseline} is not a run directory (no manifest.json in {run_dir}); "
                                 f"give a run's folder, relative to this config, or previous")
+    return None
+
+
+def _capacity_gate_problem(gate: Gate, load: LoadOptions | None) -> tuple[str, str] | None:
+    """What keeps a ``capacity.max_rate`` gate from bounding a load run's capacity search, if anything."""
+    if gate.metric != "capacity.max_rate":
+        return "metric", f"{gate.metric}: the capacity search gives capacity.max_rate"
+    if load is None or load.search is None:
+        return "metric", "capacity.max_rate needs a capacity search: load: {..., search: {slo_attainment: 0.9}}"
+    if gate.baseline is not None or gate.per_case:
+        return "metric", "capacity.max_rate takes min or max (not baseline, not per_case)"
     return None
 
 

@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from evalharness.plan import Estimate, Plan
-from evalharness.report.fmt import cached_note, case_count, fmt, gate_value, provenance_note, usage_note
+from evalharness.report.fmt import (
+    cached_note,
+    case_count,
+    fmt,
+    fmt_duration,
+    gate_value,
+    provenance_note,
+    usage_note,
+)
+from evalharness.report.load import level_table, plan_line
 from evalharness.report.ranking import best_setting
 from evalharness.report.targets_view import targets_view
 from evalharness.report.view import cell_value
@@ -30,6 +39,7 @@ def format_plan(name: str, plan: Plan, estimate: Estimate, currency: str) -> str
     cost = (f"{estimate.cost_min:.6f} – ?" if estimate.cost_max is None
             else f"{estimate.cost_min:.6f} – {estimate.cost_max:.6f}")
     lines = [f"Plan for {name}:",
+             plan_line(plan) or
              f"  {len(plan.cells)} cells × {plan.cases} cases × {plan.repeats} repeats = {estimate.requests} requests",
              f"  prompt tokens ≈ {estimate.prompt_tokens:,}; completion tokens {completion}",
              f"  estimated cost {cost} {currency}", "", "Cells:"]
@@ -61,7 +71,9 @@ def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
               if t["errors_by_kind"] else "")
            + (f", {t['prompt_tokens'] + t['completion_tokens']:,} tokens, cost {t['cost']:.6f} {t['currency']}"
               + "".join(f" ({note})" for note in (usage_note(t), provenance_note(t), cached_note(t)) if note)
-              if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")]
+              if t.get("usage_reported", 1) or not t["requests"] else ", tokens and cost not reported by the server")
+           + (f"; {t['throughput_rps']:.3g} req/s, {t['output_tps']:.3g} output tok/s over "
+              f"{fmt_duration(t['duration_s'])}" if t.get("throughput_rps") is not None else "")]
     best = best_setting(summary["cells"])
     if best:
         crit = best.criterion
@@ -70,6 +82,9 @@ def format_outcome(summary: Summary, run_dir: str, reports: list[str]) -> str:
             line += (f" — not clearly better: {len(best.contenders)} other setting(s) have overlapping 95% "
                      f"intervals; more repeats or cases would tell them apart")
         out.append(line)
+    levels = level_table(summary)
+    if levels:
+        out += ["", table(levels[0], levels[1]), *levels[2]]
     out += target_lines(summary)
     out += format_baseline_gates([g for g in summary["gates"] if "baseline" in g])
     out += _plain_gates([g for g in summary["gates"] if "baseline" not in g])

@@ -21,6 +21,7 @@ from evalharness.client import ChatClient
 from evalharness.config import LoadedConfig, Target
 from evalharness.errors import RunAborted, SystematicFailure, TargetUnavailable
 from evalharness.fanout import is_multi, planned_targets, pricing, run_options
+from evalharness.load.driver import LoadDriver, connections
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
@@ -130,11 +131,13 @@ class Counts:
 
 
 async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo: list[WorkItem],
-                    progress: Progress, *, spent: float = 0.0, backends: Backends = None) -> None:
+                    progress: Progress, *, spent: float = 0.0, backends: Backends = None,
+                    drive: LoadDriver | None = None) -> None:
     """Run ``todo`` on its targets, each with its own runner, all at once; set each part's status.
 
     Raises the run's reason to stop: with one target, whatever stopped it; with more, a budget or Ctrl-C, or
-    the first failed target that is not optional (after every target is done)."""
+    the first failed target that is not optional (after every target is done). ``drive`` sends a load run's
+    levels (each runner the levels of its own target)."""
     cfg = loaded.config
     multi = is_multi(cfg)
     purse = Purse(spent=spent)
@@ -160,8 +163,8 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
                                        transport=side_transport(part.route))
                 stack.push_async_callback(counter.aclose)
                 client = ChatClient(part.info["base_url"], api_key=key, headers=target.headers,
-                                    timeout_s=options.timeout_s, max_connections=options.concurrency,
-                                    route=part.route)
+                                    timeout_s=options.timeout_s,
+                                    max_connections=connections(options.concurrency, cfg.load), route=part.route)
                 stack.push_async_callback(client.aclose)
             runners.append(Runner(client, model=part.info["model"], options=options, pricing=pricing(cfg, target),
                                   writer=writer, api_key_env=target.api_key_env, counter=counter,
@@ -176,7 +179,7 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
         counts = Counts(runners, len(todo))
         progress.start(counts)
         try:
-            results = await asyncio.gather(*(r.run(batch, total=len(batch), signals=False)
+            results = await asyncio.gather(*(r.run(batch, total=len(batch), signals=False, drive=drive)
                                              for r, batch in zip(runners, batches, strict=True)),
                                            return_exceptions=True)
         finally:

@@ -25,6 +25,7 @@ from evalharness.errors import RunAborted, UsageError
 from evalharness.fanrun import Backends, Part, open_parts, own_backend, run_parts, skipped_statuses
 from evalharness.judgerun import judge_api_key, judge_run, manifest_judges, read_judgements
 from evalharness.judging import attach_judged, judge_totals
+from evalharness.load.driver import LoadDriver
 from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.pairwise import comparisons
 from evalharness.plan import Plan, make_plan
@@ -190,7 +191,9 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                                                         + (f" ({p.name})" if len(parts) > 1 else "")
                                                         + through(p.route) for p in parts))
             try:
-                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend))
+                drive = LoadDriver(cfg.load, plan.levels) if cfg.load else None
+                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend,
+                                    drive=drive))
             finally:
                 manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
                 write_json(run_dir / MANIFEST, manifest)

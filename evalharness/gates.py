@@ -10,7 +10,7 @@ from typing import Any
 
 from evalharness.config import Gate
 from evalharness.params import merge_params
-from evalharness.types import CellSummary, FailingCase, GateVerdict, Metrics, Totals
+from evalharness.types import Capacity, CellSummary, FailingCase, GateVerdict, Metrics, Totals
 
 
 def metric_value(metrics: Metrics, path: str) -> float | None:
@@ -97,13 +97,14 @@ def judge_sample(gate: Gate, found: GateVerdict, cell: CellSummary, planned: int
 
 def evaluate_gates(gates: list[Gate], cells: list[CellSummary], totals: Totals, *,
                    defaults: dict[str, Any] | None = None, case_counts: CaseCounts | None = None,
-                   planned: int | None = None) -> list[GateVerdict]:
+                   planned: int | None = None, capacity: list[Capacity] | None = None) -> list[GateVerdict]:
     """One verdict per gate and matching cell (or one for a ``totals.*`` gate), each with ``gate``: the gate's
     index in ``gates`` (the config's list, baseline gates included and skipped here).
 
     ``defaults`` are the config's, for matching ``where``; ``case_counts`` gives ``per_case`` gates the
     counts of each case in a cell (without it they cannot be judged and fail); ``planned`` is the requests
-    planned per cell, against which each verdict's ``n`` is set.
+    planned per cell, against which each verdict's ``n`` is set; ``capacity`` is a load run's capacity search,
+    which a ``capacity.max_rate`` gate bounds per grid point.
     """
     verdicts: list[GateVerdict] = []
     for index, gate in enumerate(gates):
@@ -119,6 +120,9 @@ def evaluate_gates(gates: list[Gate], cells: list[CellSummary], totals: Totals, 
             else:
                 verdicts.append({**base, "cell_id": None, "value": value, "passed": _verdict(gate, value)})
             continue
+        if gate.metric == "capacity.max_rate":
+            verdicts += capacity_verdicts(gate, base, capacity or [], defaults)
+            continue
         matched = [c for c in cells if matches_where(c["params"], gate.where, defaults)]
         measured = 0
         for cell in matched:
@@ -133,6 +137,26 @@ def evaluate_gates(gates: list[Gate], cells: list[CellSummary], totals: Totals, 
                       f"no matching cell has a value for {gate.metric}")
             verdicts.append({**base, "cell_id": None, "value": None, "passed": False, "reason": reason})
     return verdicts
+
+
+def capacity_verdicts(gate: Gate, base: GateVerdict, capacity: list[Capacity],
+                      defaults: dict[str, Any] | None) -> list[GateVerdict]:
+    """A ``capacity.max_rate`` gate: one verdict per grid point ``where`` matches; no rate found fails."""
+    from evalharness.plan import cell_label  # the plan reads gates (fanout); a label is all this needs
+
+    out: list[GateVerdict] = []
+    for found in capacity:
+        if not matches_where(found["params"], gate.where, defaults):
+            continue
+        value = found["max_rate"]
+        label = cell_label(found["params"])
+        if value is None:
+            out.append({**base, "cell_id": None, "label": label, "value": None, "passed": False,
+                        "reason": found["reason"]})
+        else:
+            out.append({**base, "cell_id": None, "label": label, "value": value, "passed": _verdict(gate, value)})
+    return out or [{**base, "cell_id": None, "value": None, "passed": False,
+                    "reason": "no grid point matches where" if capacity else "no capacity search in this run"}]
 
 
 def _cell_verdict(gate: Gate, cell: CellSummary, case_counts: CaseCounts | None) -> GateVerdict | None:

@@ -7,13 +7,16 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalharness.config import LoadedConfig
 from evalharness.errors import ConfigError
 from evalharness.fanout import AXIS, grid_point, is_multi, shape_params
 from evalharness.params import merge_params
 from evalharness.thinking import apply_thinking
+
+if TYPE_CHECKING:
+    from evalharness.load.plan import Level
 
 PLAN_SEED = 20261127
 
@@ -84,6 +87,8 @@ class Plan:
     items: list[WorkItem]
     repeats: int
     cases: int
+    #: A run with ``load:``: how each level cell's items are sent (load/plan.py); empty otherwise.
+    levels: tuple[Level, ...] = ()
 
     def estimate(self, input_per_1k: float, output_per_1k: float) -> Estimate:
         """Token and cost range: prompts from text length (~4 chars a token), completions up to max_tokens."""
@@ -153,6 +158,12 @@ def make_plan(loaded: LoadedConfig) -> Plan:
                                                "to a message of target.thinking.message's role") from exc
                     requests.append((cell, target.label, suite.name, case.id, messages,
                                      shape_params(params, target)))
+    if cfg.load is not None:
+        from evalharness.load.plan import expand  # the load package builds on this module
+
+        cells, items, levels = expand(cfg.load, loaded.folder, cells, requests, cfg.repeats)
+        return Plan(cells=cells, items=items, repeats=max((i.repeat + 1 for i in items), default=cfg.repeats),
+                    cases=n_cases, levels=tuple(levels))
     rng = random.Random(PLAN_SEED)
     for repeat in range(cfg.repeats):
         block = [WorkItem(item_id=f"{cell.cell_id}/{suite_name}/{case_id}/{repeat}", cell_id=cell.cell_id,

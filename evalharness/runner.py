@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -162,6 +162,13 @@ class Runner:
         self._workers: list[asyncio.Task[None]] = []
         self.state = RunState(total=0)
         self._usage_checks = 0
+        #: Called with an item and the perf_counter_ns at which its first attempt is written (load/driver.py).
+        self.on_send: Callable[[WorkItem, int], None] | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run has been told to stop scheduling new items."""
+        return self._stop.is_set()
 
     def stop(self, reason: RunAborted) -> None:
         """Stop scheduling new items; in-flight ones finish. The first reason given is the one raised."""
@@ -185,11 +192,14 @@ class Runner:
             worker.cancel()
 
     async def run(self, items: Iterable[WorkItem], *, total: int, spent: float = 0.0,
-                  signals: bool = True) -> RunState:
+                  signals: bool = True,
+                  drive: Callable[[Runner, list[WorkItem]], Coroutine[Any, Any, None]] | None = None) -> RunState:
         """Run every item (stopping early on budget, interruption or systematic failure).
 
         ``spent`` is what earlier parts of a resumed run were charged against ``run.budget`` (unless a shared
         purse keeps it); ``signals`` False leaves Ctrl-C to the caller (who runs several runners at once).
+        ``drive`` sends the items its own way (a load run's schedule, load/driver.py) through ``execute`` and
+        ``store``, instead of ``run.concurrency`` workers taking them in order.
         """
         self.state = RunState(total=total, spent=spent)
         if not self._shared_purse:
@@ -207,7 +217,10 @@ class Runner:
         gc.collect()
         gc.freeze()
         try:
-            self._workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)]
+            if drive is not None:
+                self._workers = [asyncio.create_task(drive(self, [queue.get_nowait() for _ in range(queue.qsize())]))]
+            else:
+                self._workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)]
             results = await asyncio.gather(*self._workers, return_exceptions=True)
         finally:
             gc.unfreeze()
@@ -233,11 +246,19 @@ class Runner:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            record = await self._execute(item)
+            record = await self.execute(item)
             if record is None:
                 return
-            self.writer.write(record)
-            self._account(record)
+            self.store(record)
+
+    async def execute(self, item: WorkItem) -> Record | None:
+        """Every attempt at one item, and its record (None: the run stopped first; the item stays unrecorded)."""
+        return await self._execute(item)
+
+    def store(self, record: Record) -> None:
+        """Append a finished item's record and count it."""
+        self.writer.write(record)
+        self._account(record)
 
     def _reserve(self, worst: float) -> bool:
         """Reserve ``worst`` against the budget; False if it does not fit."""
@@ -306,6 +327,8 @@ class Runner:
                         return None
                     started = started or datetime.now(UTC).isoformat(timespec="milliseconds")
                     sent = time.perf_counter_ns()
+                    if self.on_send is not None and not attempts:
+                        self.on_send(item, sent)
                     outcome = await self.backend.complete(body)
                 finally:
                     self.throttle.release()

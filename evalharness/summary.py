@@ -9,7 +9,9 @@ from evalharness.config import Gate
 from evalharness.crosstarget import target_comparisons, target_statuses
 from evalharness.fanout import gate_defaults
 from evalharness.gates import evaluate_gates
+from evalharness.load.metrics import capacity, determinism_notes, run_throughput
 from evalharness.regress import Population, cell_comparisons
+from evalharness.report.view import run_time
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
@@ -37,15 +39,20 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
     currency = manifest["config"]["pricing"]["currency"]
     by_cell: dict[str, list[Record]] = defaultdict(list)
     for record in records:
-        by_cell[record["cell_id"]].append(record)
+        # A load level's warm-up requests are stored, and left out of its figures, gates and comparisons.
+        if not record.get("warmup"):
+            by_cell[record["cell_id"]].append(record)
     # Unset pass_k (and runs made before it existed): the repeats.
     pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
+    load = manifest["config"].get("load")
+    slo = {k: v for k, v in load["slo"].items() if v is not None} if load else None
     cells: list[CellSummary] = []
     for cell in manifest["plan"]["cells"]:
         rows = by_cell.get(cell["cell_id"], [])
         cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
                       "n": len(rows),
-                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k),
+                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k,
+                                              slo=slo),
                       "checks": check_tallies(rows, cases)})
     usages = [r.get("usage") or {} for r in records]
     totals: Totals = {
@@ -67,6 +74,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "currency": currency,
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }
+    totals.update(run_throughput(records, run_time(records)))
     gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
     run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
     counted: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
@@ -76,12 +84,15 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
             counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
         return counted[cell_id].get(metric, {})
 
+    found = capacity(cells, float(load["search"]["slo_attainment"])) if load and load.get("search") else None
     verdicts = evaluate_gates(gates, cells, totals,
                               defaults=gate_defaults(manifest["config"]), case_counts=counts,
-                              planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
+                              # A load run's levels plan different numbers of requests (and of warm-up).
+                              planned=None if load else manifest["plan"]["requests"] // max(1, len(cells)) or None,
+                              capacity=found)
     if gates_enabled:
         verdicts += baseline_verdicts(gates, run, baselines or Baselines(), population)
-    return {
+    summary: Summary = {
         "run_id": manifest["run_id"],
         "name": manifest["config"]["name"],
         "target": manifest["target"],
@@ -101,3 +112,8 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
                                    records),
         "target_comparisons": target_comparisons(run, cells),
     }
+    if load:
+        summary["load_notes"] = determinism_notes(cells, manifest["config"].get("defaults"))
+    if found is not None:
+        summary["capacity"] = found
+    return summary

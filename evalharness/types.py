@@ -62,6 +62,14 @@ class UsageCount(TypedDict):
     prompt_estimated: bool
 
 
+class LoadClock(TypedDict):
+    """A load run's request on its level's monotonic clock: seconds from the level's start."""
+
+    due_s: float
+    sent_s: float
+    done_s: float
+
+
 class Record(TypedDict):
     """One line of results.jsonl: a planned item's final outcome, written by the runner, read by every stage
     after it. A compact record (``store.read_records(compact=True)``) has ``attempts`` as a count."""
@@ -93,6 +101,15 @@ class Record(TypedDict):
     response_id: NotRequired[str | None]
     usage_check: NotRequired[dict[str, Any] | None]
     target: NotRequired[str]
+    # A load run's (load/driver.py): when the request was due and sent (as started_at is written), sent - due,
+    # the level's clock, and whether it was a warm-up request (sent, left out of the level's figures).
+    scheduled_at: NotRequired[str]
+    sent_at: NotRequired[str]
+    schedule_lag_s: NotRequired[float]
+    load_clock: NotRequired[LoadClock]
+    warmup: NotRequired[bool]
+    # An open-loop request due while load.max_in_flight were in flight (it waited for a slot).
+    capped: NotRequired[bool]
     #: In memory only, never in results.jsonl: the model-graded checks of this sample, from judgements.jsonl
     #: (``judging.attach_judged``).
     judged: NotRequired[list[JudgedCheck]]
@@ -265,6 +282,8 @@ class MetricValue(SourceMarks, total=False):
     tokens_reason: str
     currency: str
     saving: float
+    window_s: float
+    capped: int
 
 
 #: A cell's metrics: every catalogue name, in the catalogue's order.
@@ -350,6 +369,11 @@ class Totals(TypedDict, total=False):
     cached_saving: float
     currency: str
     errors_by_kind: dict[str, int]
+    # The run's duration (first request sent to last finished), and completed requests and completion tokens
+    # per second of it.
+    duration_s: float | None
+    throughput_rps: float | None
+    output_tps: float | None
 
 
 # --- comparisons ------------------------------------------------------------------------------------------
@@ -551,6 +575,22 @@ class GateVerdict(TypedDict, total=False):
 
 # --- summary.json -----------------------------------------------------------------------------------------
 
+class CapacityLevel(TypedDict):
+    rate: float
+    slo_attainment: float | None
+    throughput_rps: float | None
+
+
+class Capacity(TypedDict):
+    """The capacity search's result for one grid point of a load run (load/metrics.py: capacity)."""
+
+    params: dict[str, Any]
+    max_rate: float | None
+    levels_tried: int
+    reason: str
+    levels: list[CapacityLevel]
+
+
 class Summary(TypedDict):
     """summary.json: per-cell metrics, totals, comparisons of cells and gate verdicts."""
 
@@ -567,6 +607,9 @@ class Summary(TypedDict):
     baseline: dict[str, Any] | None
     gates: list[GateVerdict]
     checks: list[OwnCheck]
+    # A load run's: capacity per grid point (with load.search), and determinism against load in words.
+    capacity: NotRequired[list[Capacity]]
+    load_notes: NotRequired[list[str]]
     targets: NotRequired[list[TargetStatus]]
     target_comparisons: NotRequired[list[TargetComparison]]
     judges: NotRequired[JudgeTotals | None]

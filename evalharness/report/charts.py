@@ -275,3 +275,37 @@ def interval_bar(value: float | None, ci: tuple[float, float] | None, lo: float,
     body.append(f'<circle cx="{_num(frame.x(value))}" cy="9" r="{5 if standing == "leader" else 4}" fill="{fill}"/>')
     label = f"estimate {value:.4g}" + (f", 95% interval {ci[0]:.4g} to {ci[1]:.4g}" if ci else "")
     return _svg(width, height, label, body, "bar")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One setting's line in a line chart: (x, y) points in x order; ``dashed`` draws a second measure."""
+
+    key: str
+    label: str
+    index: int
+    points: Sequence[tuple[float, float]]
+    dashed: bool = False
+
+
+def line_chart(lines: list[Line], title: str, x_label: str, x_kind: str, y_label: str, y_kind: str
+               ) -> Markup | None:
+    """Lines with a marker at each point (a load sweep: a latency or a throughput against the rate)."""
+    drawn = [ln for ln in lines if ln.points]
+    if not drawn:
+        return None
+    xs = [x for ln in drawn for x, _ in ln.points]
+    ys = [y for ln in drawn for _, y in ln.points]
+    xticks, yticks = nice_ticks(0.0, max(xs)), nice_ticks(0.0, max(ys))
+    frame = Frame(width=560, height=300, left=58, right=26, top=10, bottom=38, x0=xticks[0], x1=xticks[-1],
+                  y0=yticks[0], y1=yticks[-1])
+    body = frame.axes(xticks, yticks, x_kind, y_kind, x_label, y_label)
+    for ln in drawn:
+        points = " ".join(f"{_num(frame.x(x))},{_num(frame.y(y))}" for x, y in ln.points)
+        extra = ' stroke-dasharray="5 3"' if ln.dashed else ""
+        body.append(f'<polyline class="series" data-cell="{escape(ln.key)}" points="{points}" '
+                    f'stroke="{colour(ln.index)}"{extra}><title>{escape(ln.label)}</title></polyline>')
+        body.extend(f'<circle cx="{_num(frame.x(x))}" cy="{_num(frame.y(y))}" r="3" fill="{colour(ln.index)}">'
+                    f"<title>{escape(ln.label)}: {escape(fmt(x, x_kind))}, {escape(fmt(y, y_kind))}</title></circle>"
+                    for x, y in ln.points)
+    return _svg(frame.width, frame.height, title, body, "chart line")

@@ -28,6 +28,7 @@ from evalharness.report.fmt import (
     usage_note,
 )
 from evalharness.report.heatmap import build_heatmaps
+from evalharness.report.load import load_view
 from evalharness.report.outcomes import Outcomes
 from evalharness.report.ranking import (
     BestSetting,
@@ -112,6 +113,7 @@ def build_view(manifest: Manifest, summary: Summary, records: list[Record],
         "comparisons": comparisons_view(summary, keys),
         "drilldown": drilldown_view(outcomes, keys, labels),
         "checks": checks_view(summary, keys),
+        "load": load_view(summary, keys),
         "targets": targets_view(summary),
     }
 

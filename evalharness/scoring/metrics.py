@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from evalharness.judging import judged_message
+from evalharness.load.metrics import load_metrics
 from evalharness.records import attempt_count
 from evalharness.scoring import catalogue
 from evalharness.scoring.checks import builtin_calls, extract_answer, run_builtins
@@ -418,8 +419,10 @@ def case_counts(records: Sequence[Record], cases: dict[str, CaseSpec]
 
 
 def cell_metrics(records: Sequence[Record], cases: dict[str, CaseSpec], *, stream: bool,
-                 currency: str, pass_k: int | None = None) -> dict[str, Metric]:
+                 currency: str, pass_k: int | None = None, slo: dict[str, float] | None = None) -> dict[str, Metric]:
     """Every catalogue metric for one cell's records.
+
+    ``slo`` is a load run's ``load.slo`` (the bounds given; None: not a load run), for its load metrics.
 
     ``pass_k`` is the k of ``pass_at_k`` and ``pass_hat_k``; by default the most samples any case has (a
     complete run's repeats), so pass^k asks "did every repeat pass?".
@@ -457,6 +460,7 @@ def cell_metrics(records: Sequence[Record], cases: dict[str, CaseSpec], *, strea
     metrics.update(latency_metrics(ok, stream))
     _mark_token_latencies(metrics, ok)
     metrics.update(cost_metrics(records, currency))
+    metrics.update(load_metrics(records, slo))
     for metric in catalogue.cell_values():
         assert isinstance(metric.computed, catalogue.CellValue)
         metrics[metric.name] = metric.computed.fn(records, cases)

@@ -277,3 +277,24 @@ def test_a_judge_whose_key_variable_is_unset_stops_the_run_before_anything_is_se
         evalharness.run(cfg, base_dir=suite, out=suite / "run", backend=backend)
     assert err.value.key == "judges.default.api_key_env"
     assert backend.judge_calls == 0 and not (suite / "run" / "results.jsonl").exists()
+
+
+def test_a_judge_reuses_the_target_it_names_among_several(suite: Path) -> None:
+    """``target: NAME`` sends the judge's requests to that target (its backend here), not to the first one."""
+    first, second = Scripted(), Scripted()
+    cfg = config()
+    del cfg["target"]
+    cfg["targets"] = [{"name": "first", "base_url": "http://127.0.0.1:9/v1", "model": "one"},
+                      {"name": "second", "base_url": "http://127.0.0.1:9/v1", "model": "two"}]
+    cfg["judges"]["default"]["target"] = "second"
+    evalharness.run(cfg, base_dir=suite, out=suite / "run", backend={"first": first, "second": second})
+    assert first.judge_calls == 0 and second.judge_calls > 0
+    manifest = read_json(suite / "run" / "manifest.json")
+    assert manifest["judges"]["default"]["model"] == "two"
+
+
+def test_a_judge_naming_no_target_of_the_config_is_a_config_error(suite: Path) -> None:
+    cfg = config()
+    cfg["judges"]["default"]["target"] = "elsewhere"
+    with pytest.raises(ConfigError, match="no target named 'elsewhere'"):
+        evalharness.run(cfg, base_dir=suite, out=suite / "run", backend=Scripted())

@@ -159,8 +159,12 @@ def test_every_catalogue_metric_is_in_the_summary_when_it_applies() -> None:
                         strict=True):  # as judging.attach_judged gives a sample its model-graded checks
         r["judged"] = [{"check": "judge", "judge": "default", "rubric": "r", "votes": votes, "scores": [None] * 3,
                         "reasons": [None] * 3, "verdict": "pass", "score": None, "min": None}]
-    m = _assert_every_metric_is_measured_or_explained(build_summary(_manifest(cases, stream=True), records,
-                                                                    complete=True))
+    for i, r in enumerate(records):  # as a load level sends them (the load metrics apply to a load run)
+        r.update(schedule_lag_s=0.001,
+                 load_clock={"due_s": i * 0.5, "sent_s": i * 0.5 + 0.001, "done_s": i * 0.5 + 0.4})
+    manifest = _manifest(cases, stream=True)
+    manifest["config"]["load"] = {"slo": {"ttft_s": 1.0, "e2e_s": None, "tpot_s": None}}
+    m = _assert_every_metric_is_measured_or_explained(build_summary(manifest, records, complete=True))
     assert all(m[name].get("value", m[name].get("p50")) is not None for name in CATALOGUE), \
         [name for name in CATALOGUE if m[name].get("value", m[name].get("p50")) is None]
 
