@@ -1,4 +1,4 @@
-"""The commands ``run``, ``report``, ``compare`` and ``validate``: the Python API, printed for a terminal.
+"""The commands ``run``, ``merge``, ``report``, ``compare`` and ``validate``: the Python API, printed for a terminal.
 
 Each calls ``api.py``, prints what it returns and gives the exit code (README): 0 every gate passed, 1 a
 gate failed or something regressed, 3 the run could not complete. Errors propagate to ``cli.main``.
@@ -7,6 +7,7 @@ gate failed or something regressed, 3 the run could not complete. Errors propaga
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -17,6 +18,7 @@ from evalharness.plan import make_plan
 from evalharness.progress import Progress
 from evalharness.regress import Population
 from evalharness.results import Run
+from evalharness.shards import Layout, Shard
 from evalharness.store import write_json
 
 
@@ -33,22 +35,34 @@ def _outcome(run: Run) -> str:
 
 def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resume: str | None = None,
         gates: bool = True, baseline: str | None = None, population: Population = "suite",
-        stdout: TextIO | None = None) -> int:
+        stdout: TextIO | None = None, shard: Shard | None = None) -> int:
     """``evalharness run``: returns the exit code."""
     stdout = stdout or sys.stdout
     if dry_run:
         loaded = load_config(config_path)
         cfg = loaded.config
         plan = make_plan(loaded)
+        if shard:
+            plan = replace(plan, items=shard.select(plan.items, Layout.of_plan(loaded, plan)))
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
         print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
-                     progress=Progress(announce=stdout))
+                     progress=Progress(announce=stdout), shard=shard)
     print(_outcome(result), file=stdout)
     if result.stop_reason:
         print(f"The run stopped early: {result.stop_reason}\nResume it with: evalharness run {config_path} "
               f"--resume {result.run_dir}", file=sys.stderr)
+    return exit_code(result)
+
+
+def merge(shard_dirs: list[str], *, out: str, allow_partial: bool = False, gates: bool = True,
+          stdout: TextIO | None = None) -> int:
+    """``evalharness merge SHARD_DIR... --out DIR``: exit 2 when shards are missing, doubled or of another plan."""
+    result = api.merge(shard_dirs, out=out, allow_partial=allow_partial, gates=gates)
+    print(_outcome(result), file=stdout or sys.stdout)
+    if result.stop_reason:
+        print(f"The merged run is incomplete: {result.stop_reason}", file=sys.stderr)
     return exit_code(result)
 
 

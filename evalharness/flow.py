@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evalharness import __version__
+from evalharness import __version__, shards
 from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.client import ChatClient
@@ -31,6 +31,7 @@ from evalharness.regress import Population
 from evalharness.report import write_reports
 from evalharness.runner import Runner
 from evalharness.scoring.metrics import CaseSpec
+from evalharness.shards import Shard
 from evalharness.store import (
     MANIFEST,
     SUMMARY,
@@ -121,11 +122,15 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
 def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
             resume: str | os.PathLike[str] | None = None, gates: bool = True,
             baseline: str | os.PathLike[str] | None = None,
-            population: Population = "suite", backend: Backend | None = None) -> Finished:
+            population: Population = "suite", backend: Backend | None = None,
+            shard: Shard | None = None) -> Finished:
     """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
 
     ``backend`` answers the requests instead of the config's target (which is then neither started nor
     called; the bodies name its model, or the bundled model's for ``kind: local``); the run closes it.
+
+    ``shard`` runs only that shard's items (shards.py), into a normal run directory marked as a shard; a
+    resumed shard stays the shard it was started as.
 
     A run that stops early (budget, interruption, a target that died mid-run) is still scored and reported,
     with ``complete`` false and its ``stop_reason`` in the summary; what fails before anything is stored
@@ -142,13 +147,15 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
         if manifest["plan"]["item_ids_digest"] != _digest(i.item_id for i in plan.items):
             raise UsageError(f"{run_dir} was planned from a different config (cells, cases or repeats "
                              f"differ); resume it with the config it was started with")
+        shard = shards.resumed(run_dir, manifest.get("shard"), shard)
     else:
         run_dir = Path(out) if out else Path("reports") / cfg.name / new_run_id()
         run_dir.mkdir(parents=True, exist_ok=True)
     # A resume sends again what failed before (e.g. after fixing an API key); what succeeded is never re-sent.
     records = set_aside_failures(run_dir) if resume else read_records(run_dir)
     done = {r["item_id"] for r in records}
-    todo = [item for item in plan.items if item.item_id not in done]
+    planned = shard.select(plan.items, shards.Layout.of_plan(loaded, plan)) if shard else plan.items
+    todo = [item for item in planned if item.item_id not in done]
     # A resumed run's budget counts what its earlier parts were charged, failed attempts included.
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
@@ -162,8 +169,11 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                 manifest.setdefault("resumed_at", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             else:
                 manifest = build_manifest(loaded, plan, run_dir.name, target, transport)
+                if shard:
+                    shards.mark(manifest, shard, planned)
             write_json(run_dir / MANIFEST, manifest)
-            progress.announce(f"Running {cfg.name}: {len(todo)} requests"
+            progress.announce(f"Running {cfg.name}" + (f" (shard {shard})" if shard else "")
+                              + f": {len(todo)} requests"
                               + (f" ({len(done)} already done)" if done else "")
                               + f" against {target['model']} at {target['base_url']}" + through(route))
             run_async(_run(loaded, target, route, run_dir, todo, progress, spent=spent, check_target=check_target,
