@@ -30,6 +30,7 @@ from evalharness.proxy import DIRECT, Route, redact, route_for
 from evalharness.regress import Population
 from evalharness.report import write_reports
 from evalharness.runner import Runner
+from evalharness.scoring import bycell
 from evalharness.scoring.metrics import CaseSpec
 from evalharness.shards import Shard
 from evalharness.store import (
@@ -103,9 +104,15 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``,
     judged for ``population``)."""
     manifest = read_json(run_dir / MANIFEST)
+    baselines = load_baselines(manifest, run_dir, baseline) if gates else None
+    if records is None and bycell.count_records(run_dir) > bycell.STREAM_ABOVE:  # never all in memory
+        index = bycell.CellIndex.build(run_dir)
+        summary, sampled = bycell.score_by_cell(run_dir, manifest, index, complete=complete, stop_reason=stop_reason,
+                                                gates_enabled=gates, baselines=baselines, population=population)
+        write_json(run_dir / SUMMARY, summary)
+        return Finished(run_dir, summary, bycell.write_sampled_reports(run_dir, manifest, summary, sampled, index))
     if records is None:
         records = read_records(run_dir, compact=True)
-    baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     # The records (and baselines) live until the reports are written: the collector need not walk them
     # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
     gc.freeze()
@@ -195,10 +202,12 @@ def rescore(run_dir: str | Path) -> Finished:
     run_dir = open_run_dir(Path(run_dir))
     previous: Summary | None = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else None
     manifest: Manifest = read_json(run_dir / MANIFEST)
-    records = read_records(run_dir, compact=True)
-    complete = len(records) >= manifest["plan"]["requests"]
+    stored = bycell.count_records(run_dir)
+    # A large run is scored cell by cell (scoring/bycell.py): finish reads its records itself.
+    records = read_records(run_dir, compact=True) if stored <= bycell.STREAM_ABOVE else None
+    complete = stored >= manifest["plan"]["requests"]
     stop_reason = None if complete else ((previous and previous.get("stop_reason")) or
-                                         f"{len(records)} of {manifest['plan']['requests']} requests stored")
+                                         f"{stored} of {manifest['plan']['requests']} requests stored")
     return finish(run_dir, complete=complete, stop_reason=stop_reason,
                   baseline=stored_baseline(previous) if previous else None, records=records,
                   population=((previous and previous.get("baseline")) or {}).get("population", "suite"))

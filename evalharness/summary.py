@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
@@ -11,7 +12,7 @@ from evalharness.regress import Population, cell_comparisons
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
-from evalharness.types import CellSummary, Manifest, Record, Summary, Totals
+from evalharness.types import CellSummary, Manifest, PlannedCell, Record, Summary, Totals
 from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_check, usage_source
 
 
@@ -31,22 +32,39 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
     ``population`` is the question ``run --baseline`` asks (gates say their own).
     """
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
-    stream = bool(manifest["config"]["run"]["stream"])
-    currency = manifest["config"]["pricing"]["currency"]
     by_cell: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_cell[record["cell_id"]].append(record)
+    cells = [cell_summary(manifest, cell, by_cell.get(cell["cell_id"], []), cases)
+             for cell in manifest["plan"]["cells"]]
+    run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
+    counted: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
+
+    def counts(cell_id: str, metric: str) -> dict[str, tuple[int, int]]:
+        if cell_id not in counted:  # only cells a per_case gate matches are counted
+            counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
+        return counted[cell_id].get(metric, {})
+
+    return assemble(manifest, cells, run_totals(manifest, records), run, counts, complete=complete,
+                    stop_reason=stop_reason, gates_enabled=gates_enabled, baselines=baselines,
+                    population=population, cases=cases)
+
+
+def cell_summary(manifest: Manifest, cell: PlannedCell, rows: list[Record],
+                 cases: dict[str, CaseSpec]) -> CellSummary:
+    """One cell of summary.json from that cell's records."""
     # Unset pass_k (and runs made before it existed): the repeats.
     pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
-    cells: list[CellSummary] = []
-    for cell in manifest["plan"]["cells"]:
-        rows = by_cell.get(cell["cell_id"], [])
-        cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
-                      "n": len(rows),
-                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k),
-                      "checks": check_tallies(rows, cases)})
+    return {"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"], "n": len(rows),
+            "metrics": cell_metrics(rows, cases, stream=bool(manifest["config"]["run"]["stream"]),
+                                    currency=manifest["config"]["pricing"]["currency"], pass_k=pass_k),
+            "checks": check_tallies(rows, cases)}
+
+
+def run_totals(manifest: Manifest, records: list[Record]) -> Totals:
+    """summary.json's ``totals`` of these records."""
     usages = [r.get("usage") or {} for r in records]
-    totals: Totals = {
+    return {
         "requests": len(records),
         "planned": manifest["plan"]["requests"],
         "errors": sum(not r["ok"] for r in records),
@@ -62,18 +80,18 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "usage_check": usage_check(records),
         "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),
         "cached_saving": sum(r.get("cached_saving") or 0.0 for r in records),
-        "currency": currency,
+        "currency": manifest["config"]["pricing"]["currency"],
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }
+
+
+def assemble(manifest: Manifest, cells: list[CellSummary], totals: Totals, run: RunData,
+             counts: Callable[[str, str], dict[str, tuple[int, int]]], *, complete: bool,
+             stop_reason: str | None, gates_enabled: bool, baselines: Baselines | None, population: Population,
+             cases: dict[str, CaseSpec]) -> Summary:
+    """summary.json from its cells and totals: gate verdicts, comparisons (``run`` gives each cell's units,
+    ``counts`` each cell's per-case counts of a rate)."""
     gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
-    run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
-    counted: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
-
-    def counts(cell_id: str, metric: str) -> dict[str, tuple[int, int]]:
-        if cell_id not in counted:  # only cells a per_case gate matches are counted
-            counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
-        return counted[cell_id].get(metric, {})
-
     verdicts = evaluate_gates(gates, cells, totals,
                               defaults=manifest["config"].get("defaults"), case_counts=counts,
                               planned=manifest["plan"]["requests"] // max(1, len(cells)) or None)
