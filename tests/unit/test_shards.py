@@ -17,6 +17,7 @@ from evalharness.cli import main
 from evalharness.config import load_config
 from evalharness.errors import UsageError
 from evalharness.plan import WorkItem, make_plan
+from evalharness.scoring import bycell
 from evalharness.shards import Layout, Shard
 
 SUITE = """\
@@ -221,3 +222,21 @@ def test_a_shard_resumes_as_the_shard_it_was(config: Path, tmp_path: Path) -> No
     assert set(ids.values()) == {1}
     with pytest.raises(UsageError, match="cannot be resumed as shard 2/3"):
         evalharness.run(config, resume=run.run_dir, shard="2/3", backend=Varied(2))
+
+
+def test_a_run_scored_cell_by_cell_has_the_summary_of_one_scored_whole(config: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = evalharness.run(config, out=tmp_path / "run", backend=Varied(4))
+    monkeypatch.setattr(bycell, "STREAM_ABOVE", 10)  # 80 records: above it, as a million would be
+    streamed = evalharness.api.rescore(whole.run_dir)
+    sampled = streamed.summary.pop("sampled_reports")  # type: ignore[typeddict-item]
+    assert sampled["of"] == 80 and sampled["records"] == 4 * 5 * 3  # 3 of each case's 4 repeats in each cell
+    assert streamed.summary["cells"] == whole.summary["cells"]
+    assert streamed.summary["gates"] == whole.summary["gates"]
+    assert streamed.summary["comparisons"] == whole.summary["comparisons"]
+    totals, expected = dict(streamed.summary["totals"]), dict(whole.summary["totals"])
+    assert totals.pop("cost") == pytest.approx(expected.pop("cost"), rel=1e-12)  # summed cell by cell
+    assert totals == expected
+    csv_rows = (whole.run_dir / "results.csv").read_text().splitlines()
+    assert len(csv_rows) == 81
+    assert "seeded sample of 3 records" in (whole.run_dir / "summary.md").read_text()
