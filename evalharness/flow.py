@@ -110,7 +110,7 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
         summary, sampled = bycell.score_by_cell(run_dir, manifest, index, complete=complete, stop_reason=stop_reason,
                                                 gates_enabled=gates, baselines=baselines, population=population)
         write_json(run_dir / SUMMARY, summary)
-        return Finished(run_dir, summary, bycell.write_sampled_reports(run_dir, manifest, summary, sampled, index))
+        return Finished(run_dir, summary, bycell.write_sampled_reports(run_dir, manifest, summary, sampled))
     if records is None:
         records = read_records(run_dir, compact=True)
     # The records (and baselines) live until the reports are written: the collector need not walk them

@@ -19,9 +19,10 @@ import hashlib
 import heapq
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import orjson
 
@@ -142,7 +143,8 @@ def _usage_source(sources: dict[str, int]) -> str | None:
 def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, complete: bool, stop_reason: str | None,
                   gates_enabled: bool, baselines: Baselines | None, population: Population
                   ) -> tuple[Summary, list[Record]]:
-    """summary.json of a large run, one cell at a time, and the seeded sample of its records."""
+    """summary.json of a large run, one cell at a time, and the seeded sample of its records; results.csv is
+    written on the way."""
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
     cells: list[CellSummary] = []
     counts: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
@@ -151,8 +153,11 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
     pairs: list[Record] = []  # one stand-in per case and cell: which cases the run has
     run = RunData(None, manifest, pairs, _cases=cases, _by_cell={})
     sampled: list[Record] = []
+    # results.csv is written as each cell is scored: its rows need only the plan's cells and the checks.
+    csv_out, lines = _csv(run_dir, manifest)
     for cell in manifest["plan"]["cells"]:
         rows = index.cell(cell["cell_id"])
+        lines(rows)
         cells.append(cell_summary(manifest, cell, rows, cases))
         counts[cell["cell_id"]] = case_counts(rows, cases)
         run._units[cell["cell_id"]] = cell_units(rows, cases)
@@ -161,7 +166,7 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
         seen = {(r["suite"], r["case_id"]) for r in rows}
         pairs += [cast(Record, {"suite": s, "case_id": c}) for s, c in sorted(seen)]
         sampled += _sample(rows)
-    assert totals is not None or not cells
+    csv_out.close()
     totals = totals or run_totals(manifest, [])
     totals["planned"] = manifest["plan"]["requests"]
     totals["usage_source"] = _usage_source(totals["usage_sources"])
@@ -178,24 +183,24 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
     return summary, sampled
 
 
-def _write_csv(run_dir: Path, index: CellIndex, manifest: Manifest, summary: Summary) -> Path:
-    """results.csv of every record, cell by cell (in the order of the cells, each in file order)."""
-    axes = list(dict.fromkeys(a for c in summary["cells"] for a in c["params"]))
-    path = run_dir / "results.csv"
-    with path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
-        csv.writer(fh).writerow(columns(axes))
-        for cell in manifest["plan"]["cells"]:
-            rows = index.cell(cell["cell_id"])
-            outcomes = build_outcomes(manifest, summary, rows)
-            fh.writelines(_lines(summary, rows, outcomes, axes))
-    return path
+def _csv(run_dir: Path, manifest: Manifest) -> tuple[IO[str], Callable[[list[Record]], None]]:
+    """results.csv of every record, opened with its header, and what writes one cell's rows (each cell in file
+    order, the cells in the plan's)."""
+    plan_cells = cast(Summary, {"cells": manifest["plan"]["cells"]})
+    axes = list(dict.fromkeys(a for c in manifest["plan"]["cells"] for a in c["params"]))
+    fh = (run_dir / "results.csv").open("w", encoding="utf-8", errors="replace", newline="")
+    csv.writer(fh).writerow(columns(axes))
+
+    def lines(rows: list[Record]) -> None:
+        fh.writelines(_lines(plan_cells, rows, build_outcomes(manifest, plan_cells, rows), axes))
+
+    return fh, lines
 
 
-def write_sampled_reports(run_dir: Path, manifest: Manifest, summary: Summary, sampled: list[Record],
-                          index: CellIndex) -> list[Path]:
+def write_sampled_reports(run_dir: Path, manifest: Manifest, summary: Summary, sampled: list[Record]
+                          ) -> list[Path]:
     """report.html and junit.xml from the seeded sample, summary.md from the summary, results.csv from every
     record."""
-    csv_path = _write_csv(run_dir, index, manifest, summary)
     outcomes = build_outcomes(manifest, summary, sampled)
     markdown = write_markdown(run_dir, summary)
     note = summary.get("sampled_reports", {}).get("note")  # type: ignore[attr-defined]
@@ -203,4 +208,4 @@ def write_sampled_reports(run_dir: Path, manifest: Manifest, summary: Summary, s
         with markdown.open("a", encoding="utf-8") as fh:
             fh.write(f"\nNote: {note}.\n")
     return [write_html(run_dir, manifest, summary, sampled, outcomes), markdown,
-            write_junit(run_dir, summary, outcomes), csv_path]
+            write_junit(run_dir, summary, outcomes), run_dir / "results.csv"]
