@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
@@ -70,7 +71,7 @@ def run_totals(manifest: Manifest, records: list[Record]) -> Totals:
         "errors": sum(not r["ok"] for r in records),
         "prompt_tokens": sum(u.get("prompt_tokens") or 0 for u in usages),
         "completion_tokens": sum(u.get("completion_tokens") or 0 for u in usages),
-        "cost": sum(r.get("cost") or 0.0 for r in records),
+        "cost": math.fsum(r.get("cost") or 0.0 for r in records),  # exactly rounded: the same in any order
         "usage_reported": sum(bool(u) for u in usages),
         # Where the token and cost totals came from: see usage.source_fields (no mark: the server's usage).
         "usage_source": _totals_source(records),
@@ -79,7 +80,7 @@ def run_totals(manifest: Manifest, records: list[Record]) -> Totals:
         # Reported usage against the model server's tokenizer on a sample: a gateway's estimate is said as such.
         "usage_check": usage_check(records),
         "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),
-        "cached_saving": sum(r.get("cached_saving") or 0.0 for r in records),
+        "cached_saving": math.fsum(r.get("cached_saving") or 0.0 for r in records),
         "currency": manifest["config"]["pricing"]["currency"],
         "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
     }
