@@ -4,7 +4,9 @@ Above ``STREAM_ABOVE`` records, ``finish`` (the end of ``run``, ``report`` and `
 to find where each cell's records are (8 bytes a record), then loads one cell at a time: the cell's metrics,
 check tallies, per-case counts (for per-case gates) and comparison units are computed from its records by the
 same functions as for a small run — so every figure of summary.json is exact, the same as scoring the run
-whole — and only those aggregates are kept. Memory is bounded by the largest cell, not by the run.
+whole — and only those aggregates are kept. What stays grows with the run only through the comparison units
+(one score per metric per case and repeat, about 0.8 KB a record, which pairing cells by repeat needs); the
+records themselves are held one cell at a time.
 
 The reports that show single records — report.html's drill-down and charts, junit.xml — are built from a
 seeded sample of each case in each cell (``SAMPLE_PER_CASE`` repeats, chosen by a hash of the item id, so the
