@@ -42,10 +42,15 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
         loaded = load_config(config_path)
         cfg = loaded.config
         plan = make_plan(loaded)
-        if shard:
+        total = len(plan.items)
+        if shard:  # the estimate is the shard's
             plan = replace(plan, items=shard.select(plan.items, Layout.of_plan(loaded, plan)))
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
-        print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
+        text = format_plan(cfg.name, plan, estimate, cfg.pricing.currency)
+        if shard:
+            text = text.replace(f"= {estimate.requests} requests",
+                                f"= {total} requests; shard {shard}: {estimate.requests} of them", 1)
+        print(text, file=stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
                      progress=Progress(announce=stdout), shard=shard)

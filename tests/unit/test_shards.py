@@ -238,3 +238,8 @@ def test_a_run_scored_cell_by_cell_has_the_summary_of_one_scored_whole(config: P
     csv_rows = (whole.run_dir / "results.csv").read_text().splitlines()
     assert len(csv_rows) == 81
     assert "seeded sample of 3 records" in (whole.run_dir / "summary.md").read_text()
+
+
+def test_a_dry_run_of_a_shard_says_its_share(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(config), "--dry-run", "--shard", "3/3"]) == 0
+    assert "4 cells × 5 cases × 4 repeats = 80 requests; shard 3/3: 26 of them" in capsys.readouterr().out
