@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from evalharness.api import compare, load_run, run
+    from evalharness.api import compare, load_run, merge, run
     from evalharness.backend import Backend, Outcome
     from evalharness.results import CaseOutcome, Cell, Change, Comparison, GateVerdict, Metric, Run
     from evalharness.scoring.registry import CheckContext, CheckResult, check
 
 __all__ = ["Backend", "CaseOutcome", "Cell", "Change", "CheckContext", "CheckResult", "Comparison", "GateVerdict",
-           "Metric", "Outcome", "Run", "__version__", "check", "compare", "load_run", "run"]
+           "Metric", "Outcome", "Run", "__version__", "check", "compare", "load_run", "merge",
+           "run"]
 
 _FROM = {"run": "evalharness.api", "load_run": "evalharness.api", "compare": "evalharness.api",
+         "merge": "evalharness.api",
          **{name: "evalharness.results" for name in ("Run", "Cell", "Metric", "GateVerdict", "CaseOutcome",
                                                        "Change", "Comparison")},
          **{name: "evalharness.scoring.registry" for name in ("check", "CheckContext", "CheckResult")},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ from evalharness.backend import Backend
 from evalharness.config import LoadedConfig, config_from_mapping, load_config
 from evalharness.crosstarget import matched_run
 from evalharness.errors import UsageError
+from evalharness.merging import merge as merge_shards
 from evalharness.progress import Progress
 from evalharness.regress import LATENCY_TOLERANCE, RATE_TOLERANCE, Population, compare_runs
 from evalharness.results import Comparison, Run
 from evalharness.runs import load_run as load_run_data
+from evalharness.shards import Shard
 from evalharness.store import SUMMARY, open_run_dir, read_json
 
 #: A config: the path of a YAML file, or the same content as a mapping.
@@ -58,7 +60,8 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
         overrides: Mapping[str, Any] | None = None, progress: bool | Progress = False,
         base_dir: str | os.PathLike[str] | None = None, resume: str | os.PathLike[str] | None = None,
         gates: bool = True, baseline: str | os.PathLike[str] | None = None,
-        population: Population = "suite", backend: Backend | Mapping[str, Backend] | None = None) -> Run:
+        population: Population = "suite", backend: Backend | Mapping[str, Backend] | None = None,
+        shard: str | Shard | None = None) -> Run:
     """Run ``config`` against its target, score it, gate it and write its reports; returns the ``Run``.
 
     ``config`` is a YAML path or a mapping, ``overrides`` merged over it (see ``load``). The run goes to
@@ -69,6 +72,8 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
     answers every request instead of the config's target (backend.py: any object with ``complete`` and
     ``aclose``); the run closes it when it is over. A mapping of target names to backends answers each
     named target's requests with its own (the other targets are called as usual).
+    ``shard`` (``"2/4"`` or a ``Shard``) runs only that shard of the plan, as ``evalharness run --shard`` does;
+    ``merge`` joins the shards.
 
     A run that stopped early (budget, interruption, a target that died mid-run) is returned with
     ``complete`` false and its ``stop_reason``; what stops it before anything is stored raises.
@@ -83,7 +88,19 @@ def run(config: ConfigSource, *, out: str | os.PathLike[str] | None = None,
     else:
         shown = Progress(enabled=None if progress else False, announce=sys.stderr if progress else None)
     finished = flow.execute(loaded, progress=shown, out=out, resume=resume, gates=gates, baseline=baseline,
-                            population=population, backend=backend)
+                            population=population, backend=backend,
+                            shard=Shard.parse(shard) if isinstance(shard, str) else shard)
+    return Run(finished.run_dir, finished.summary, finished.reports)
+
+
+def merge(shards: Sequence[str | os.PathLike[str]], *, out: str | os.PathLike[str], allow_partial: bool = False,
+          gates: bool = True) -> Run:
+    """Join the shard runs of one plan into the run folder ``out`` and score it (``evalharness merge``).
+
+    Shards missing, given twice or of another plan raise ``UsageError``; ``allow_partial`` merges what there
+    is into a run with ``complete`` false instead.
+    """
+    finished = merge_shards([Path(s) for s in shards], Path(out), allow_partial=allow_partial, gates=gates)
     return Run(finished.run_dir, finished.summary, finished.reports)
 
 

@@ -1,4 +1,4 @@
-"""The commands ``run``, ``report``, ``compare`` and ``validate``: the Python API, printed for a terminal.
+"""The commands ``run``, ``merge``, ``report``, ``compare`` and ``validate``: the Python API, printed for a terminal.
 
 Each calls ``api.py``, prints what it returns and gives the exit code (README): 0 every gate passed, 1 a
 gate failed or something regressed, 3 the run could not complete. Errors propagate to ``cli.main``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +25,7 @@ from evalharness.progress import Progress
 from evalharness.regress import Population
 from evalharness.report.compare_md import comparison_markdown
 from evalharness.results import Run
+from evalharness.shards import Layout, Shard
 from evalharness.store import write_json
 
 
@@ -40,25 +42,42 @@ def _outcome(run: Run) -> str:
 
 def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resume: str | None = None,
         gates: bool = True, baseline: str | None = None, population: Population = "suite",
-        stdout: TextIO | None = None) -> int:
+        stdout: TextIO | None = None, shard: Shard | None = None) -> int:
     """``evalharness run``: returns the exit code."""
     stdout = stdout or sys.stdout
     if dry_run:
         loaded = load_config(config_path)
         cfg = loaded.config
         plan = make_plan(loaded)
+        total = len(plan.items)
+        if shard:  # the estimate is the shard's
+            plan = replace(plan, items=shard.select(plan.items, Layout.of_plan(loaded, plan)))
         estimate = plan.estimate(cfg.pricing.input_per_1k, cfg.pricing.output_per_1k)
-        print(format_plan(cfg.name, plan, estimate, cfg.pricing.currency), file=stdout)
+        text = format_plan(cfg.name, plan, estimate, cfg.pricing.currency)
+        if shard:
+            text = text.replace(f"= {estimate.requests} requests",
+                                f"= {total} requests; shard {shard}: {estimate.requests} of them", 1)
+        print(text, file=stdout)
         _say_skipped(loaded, stdout)
         if judged := judge_plan_line(loaded, len(plan.items), len(plan.cells)):
             print(judged, file=stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
-                     progress=Progress(announce=stdout))
+                     progress=Progress(announce=stdout), shard=shard)
     print(_outcome(result), file=stdout)
     if result.stop_reason:
         print(f"The run stopped early: {result.stop_reason}\nResume it with: evalharness run {config_path} "
               f"--resume {result.run_dir}", file=sys.stderr)
+    return exit_code(result)
+
+
+def merge(shard_dirs: list[str], *, out: str, allow_partial: bool = False, gates: bool = True,
+          stdout: TextIO | None = None) -> int:
+    """``evalharness merge SHARD_DIR... --out DIR``: exit 2 when shards are missing, doubled or of another plan."""
+    result = api.merge(shard_dirs, out=out, allow_partial=allow_partial, gates=gates)
+    print(_outcome(result), file=stdout or sys.stdout)
+    if result.stop_reason:
+        print(f"The merged run is incomplete: {result.stop_reason}", file=sys.stderr)
     return exit_code(result)
 
 

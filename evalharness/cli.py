@@ -1,4 +1,4 @@
-"""The command line: ``evalharness run | validate | report | compare | history | github-comment | probe``
+"""The command line: ``evalharness run | merge | validate | report | compare | history | github-comment | probe``
 (exit codes in the README)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from evalharness import __version__, app, regress
 from evalharness.errors import EvalHarnessError, UsageError
 from evalharness.probe import probe
+from evalharness.shards import Shard
 
 
 def tolerance(text: str) -> float:
@@ -60,7 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gates", action="store_true", help="do not evaluate gates (exit 0 unless the run fails)")
     p.add_argument("--baseline", metavar="RUN_DIR", help="also gate on regressions against the run in RUN_DIR "
                                                          "(as evalharness compare does)")
+    p.add_argument("--shard", metavar="K/N", help="run only shard K of N of the plan (1-based; deterministic, so "
+                                                  "N machines run N shards; join them with evalharness merge)")
     _population(p)
+
+    p = sub.add_parser("merge", help="join the shard runs of one plan into one run and score it")
+    p.add_argument("shard_dirs", metavar="SHARD_DIR", nargs="+")
+    p.add_argument("--out", metavar="DIR", required=True, help="the merged run's directory (a new folder)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="merge even when shards or records are missing (the run is marked incomplete, exit 3)")
+    p.add_argument("--no-gates", action="store_true", help="do not evaluate gates")
 
     p = sub.add_parser("validate", help="load and validate a config and its suites")
     p.add_argument("config", metavar="CONFIG")
@@ -129,7 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.baseline and args.no_gates:
                 raise UsageError("--baseline gates the run on regressions; it cannot be combined with --no-gates")
             return app.run(args.config, out=args.out, dry_run=args.dry_run, resume=args.resume,
-                           gates=not args.no_gates, baseline=args.baseline, population=args.population)
+                           gates=not args.no_gates, baseline=args.baseline, population=args.population,
+                           shard=Shard.parse(args.shard) if args.shard else None)
+        if args.command == "merge":
+            return app.merge(args.shard_dirs, out=args.out, allow_partial=args.allow_partial,
+                             gates=not args.no_gates)
         if args.command == "validate":
             return app.validate(args.config)
         if args.command == "report":

@@ -9,6 +9,7 @@ those of target B in the other, grid point by grid point.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -64,13 +65,26 @@ def target_comparisons(run: RunData, cells: list[CellSummary]) -> list[TargetCom
     return out
 
 
+#: Requests and errors of each target, by name.
+TargetCounts = tuple[Counter[str], Counter[str]]
+
+
+def target_counts(records: Iterable[Record], config: dict[str, Any]) -> TargetCounts:
+    """How many requests each target got and how many failed (a record without ``target``: the first's)."""
+    first = target_names(config)[0]
+    requests: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for r in records:
+        name = r.get("target") or first
+        requests[name] += 1
+        errors[name] += not r["ok"]
+    return requests, errors
+
+
 def target_statuses(manifest_targets: list[TargetStatus], config: dict[str, Any], cells: list[PlannedCell],
-                    records: list[Record]) -> list[TargetStatus]:
+                    counts: TargetCounts) -> list[TargetStatus]:
     """The run's targets as summary.json lists them: how each went, with its cells, requests and errors."""
-    names = target_names(config)
-    first = names[0]
-    requests: Counter[str] = Counter(r.get("target") or first for r in records)
-    errors: Counter[str] = Counter(r.get("target") or first for r in records if not r["ok"])
+    requests, errors = counts
     n_cells: Counter[str] = Counter(cell_target(c, config) for c in cells)
     return [{**t, "cells": n_cells[t["name"]], "requests": requests[t["name"]], "errors": errors[t["name"]]}
             for t in manifest_targets]

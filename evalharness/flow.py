@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evalharness import __version__
+from evalharness import __version__, shards
 from evalharness.backend import Backend
 from evalharness.baselines import load_baselines, stored_baseline
 from evalharness.config import LoadedConfig, Target
@@ -33,7 +33,9 @@ from evalharness.progress import Progress
 from evalharness.proxy import Route, redact, route_for
 from evalharness.regress import Population
 from evalharness.report import write_reports
+from evalharness.scoring import bycell
 from evalharness.scoring.metrics import CaseSpec
+from evalharness.shards import Shard
 from evalharness.store import (
     MANIFEST,
     SUMMARY,
@@ -107,11 +109,17 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
     """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``,
     judged for ``population``)."""
     manifest = read_json(run_dir / MANIFEST)
+    baselines = load_baselines(manifest, run_dir, baseline) if gates else None
+    if records is None and bycell.count_records(run_dir) > bycell.STREAM_ABOVE:  # never all in memory
+        index = bycell.CellIndex.build(run_dir)
+        summary, sampled = bycell.score_by_cell(run_dir, manifest, index, complete=complete, stop_reason=stop_reason,
+                                                gates_enabled=gates, baselines=baselines, population=population)
+        write_json(run_dir / SUMMARY, summary)
+        return Finished(run_dir, summary, bycell.write_sampled_reports(run_dir, manifest, summary, sampled))
     if records is None:
         records = read_records(run_dir, compact=True)
     judgements = read_judgements(run_dir) if manifest.get("judges") else {}
     attach_judged(manifest, records, judgements)
-    baselines = load_baselines(manifest, run_dir, baseline) if gates else None
     # The records (and baselines) live until the reports are written: the collector need not walk them
     # again and again meanwhile. Unfrozen afterwards, so nothing stays exempt once they are dropped.
     gc.freeze()
@@ -132,11 +140,15 @@ def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gat
 def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[str] | None = None,
             resume: str | os.PathLike[str] | None = None, gates: bool = True,
             baseline: str | os.PathLike[str] | None = None,
-            population: Population = "suite", backend: Backends = None) -> Finished:
+            population: Population = "suite", backend: Backends = None,
+            shard: Shard | None = None) -> Finished:
     """Run a loaded config (or finish the interrupted run in ``resume``), score it and write its reports.
 
     ``backend`` answers the requests instead of the config's target (which is then neither started nor
     called; the bodies name its model, or the bundled model's for ``kind: local``); the run closes it.
+
+    ``shard`` runs only that shard's items (shards.py), into a normal run directory marked as a shard; a
+    resumed shard stays the shard it was started as.
 
     A run that stops early (budget, interruption, a target that died mid-run) is still scored and reported,
     with ``complete`` false and its ``stop_reason`` in the summary; what fails before anything is stored
@@ -157,13 +169,15 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
         if manifest["plan"]["item_ids_digest"] != _digest(i.item_id for i in plan.items):
             raise UsageError(f"{run_dir} was planned from a different config (cells, cases or repeats "
                              f"differ); resume it with the config it was started with")
+        shard = shards.resumed(run_dir, manifest.get("shard"), shard)
     else:
         run_dir = Path(out) if out else Path("reports") / cfg.name / new_run_id()
         run_dir.mkdir(parents=True, exist_ok=True)
     # A resume sends again what failed before (e.g. after fixing an API key); what succeeded is never re-sent.
     records = set_aside_failures(run_dir) if resume else read_records(run_dir)
     done = {r["item_id"] for r in records}
-    todo = [item for item in plan.items if item.item_id not in done]
+    planned = shard.select(plan.items, shards.Layout.of_plan(loaded, plan)) if shard else plan.items
+    todo = [item for item in planned if item.item_id not in done]
     # A resumed run's budget counts what its earlier parts were charged, failed attempts included.
     spent = sum(r.get("budget_charge", r.get("cost")) or 0.0 for r in records + read_superseded(run_dir))
     stop_reason = None
@@ -181,11 +195,14 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                 manifest = build_manifest(loaded, plan, run_dir.name, first.info, transport)
                 if cfg.judges:
                     manifest["judges"] = manifest_judges(loaded, {p.name: p.info for p in parts})
+                if shard:
+                    shards.mark(manifest, shard, planned)
             manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
             write_json(run_dir / MANIFEST, manifest)
             for skipped in skipped_statuses(loaded):
                 progress.announce(f"Target {skipped['name']} {skipped['reason']}")
-            progress.announce(f"Running {cfg.name}: {len(todo)} requests"
+            progress.announce(f"Running {cfg.name}" + (f" (shard {shard})" if shard else "")
+                              + f": {len(todo)} requests"
                               + (f" ({len(done)} already done)" if done else "")
                               + " against " + "; ".join(f"{p.info['model']} at {p.info['base_url']}"
                                                         + (f" ({p.name})" if len(parts) > 1 else "")
@@ -218,10 +235,12 @@ def rescore(run_dir: str | Path) -> Finished:
     run_dir = open_run_dir(Path(run_dir))
     previous: Summary | None = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else None
     manifest: Manifest = read_json(run_dir / MANIFEST)
-    records = read_records(run_dir, compact=True)
-    complete = len(records) >= manifest["plan"]["requests"]
+    stored = bycell.count_records(run_dir)
+    # A large run is scored cell by cell (scoring/bycell.py): finish reads its records itself.
+    records = read_records(run_dir, compact=True) if stored <= bycell.STREAM_ABOVE else None
+    complete = stored >= manifest["plan"]["requests"]
     stop_reason = None if complete else ((previous and previous.get("stop_reason")) or
-                                         f"{len(records)} of {manifest['plan']['requests']} requests stored")
+                                         f"{stored} of {manifest['plan']['requests']} requests stored")
     return finish(run_dir, complete=complete, stop_reason=stop_reason,
                   baseline=stored_baseline(previous) if previous else None, records=records,
                   population=((previous and previous.get("baseline")) or {}).get("population", "suite"))

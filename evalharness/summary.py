@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
-from evalharness.crosstarget import target_comparisons, target_statuses
+from evalharness.crosstarget import TargetCounts, target_comparisons, target_counts, target_statuses
 from evalharness.fanout import gate_defaults
 from evalharness.gates import evaluate_gates
 from evalharness.load.metrics import capacity, determinism_notes, run_throughput
@@ -15,7 +17,7 @@ from evalharness.report.view import run_time
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
-from evalharness.types import CellSummary, Manifest, Record, Summary, Totals
+from evalharness.types import CellSummary, Manifest, PlannedCell, Record, Summary, Totals
 from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_check, usage_source
 
 
@@ -35,47 +37,13 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
     ``population`` is the question ``run --baseline`` asks (gates say their own).
     """
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
-    stream = bool(manifest["config"]["run"]["stream"])
-    currency = manifest["config"]["pricing"]["currency"]
     by_cell: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         # A load level's warm-up requests are stored, and left out of its figures, gates and comparisons.
         if not record.get("warmup"):
             by_cell[record["cell_id"]].append(record)
-    # Unset pass_k (and runs made before it existed): the repeats.
-    pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
-    load = manifest["config"].get("load")
-    slo = {k: v for k, v in load["slo"].items() if v is not None} if load else None
-    cells: list[CellSummary] = []
-    for cell in manifest["plan"]["cells"]:
-        rows = by_cell.get(cell["cell_id"], [])
-        cells.append({"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"],
-                      "n": len(rows),
-                      "metrics": cell_metrics(rows, cases, stream=stream, currency=currency, pass_k=pass_k,
-                                              slo=slo),
-                      "checks": check_tallies(rows, cases)})
-    usages = [r.get("usage") or {} for r in records]
-    totals: Totals = {
-        "requests": len(records),
-        "planned": manifest["plan"]["requests"],
-        "errors": sum(not r["ok"] for r in records),
-        "prompt_tokens": sum(u.get("prompt_tokens") or 0 for u in usages),
-        "completion_tokens": sum(u.get("completion_tokens") or 0 for u in usages),
-        "cost": sum(r.get("cost") or 0.0 for r in records),
-        "usage_reported": sum(bool(u) for u in usages),
-        # Where the token and cost totals came from: see usage.source_fields (no mark: the server's usage).
-        "usage_source": _totals_source(records),
-        "usage_sources": dict(Counter(usage_source(r) or "none" for r in records)),
-        "prompt_tokens_estimated": any(prompt_estimated(r) for r in records),
-        # Reported usage against the model server's tokenizer on a sample: a gateway's estimate is said as such.
-        "usage_check": usage_check(records),
-        "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),
-        "cached_saving": sum(r.get("cached_saving") or 0.0 for r in records),
-        "currency": currency,
-        "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
-    }
-    totals.update(run_throughput(records, run_time(records)))
-    gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
+    cells = [cell_summary(manifest, cell, by_cell.get(cell["cell_id"], []), cases)
+             for cell in manifest["plan"]["cells"]]
     run = RunData(None, manifest, records, _by_cell=dict(by_cell), _cases=cases)
     counted: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
 
@@ -84,6 +52,63 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
             counted[cell_id] = case_counts(by_cell.get(cell_id, []), cases)
         return counted[cell_id].get(metric, {})
 
+    totals = run_totals(manifest, records)
+    totals.update(run_throughput(records, run_time(records)))
+    return assemble(manifest, cells, totals, run, counts, complete=complete,
+                    stop_reason=stop_reason, gates_enabled=gates_enabled, baselines=baselines,
+                    population=population, cases=cases, by_target=target_counts(records, manifest["config"]))
+
+
+def _slo(manifest: Manifest) -> dict[str, float] | None:
+    load = manifest["config"].get("load")
+    return {k: v for k, v in load["slo"].items() if v is not None} if load else None
+
+
+def cell_summary(manifest: Manifest, cell: PlannedCell, rows: list[Record],
+                 cases: dict[str, CaseSpec]) -> CellSummary:
+    """One cell of summary.json from that cell's records (warm-up records already left out)."""
+    # Unset pass_k (and runs made before it existed): the repeats.
+    pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
+    return {"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"], "n": len(rows),
+            "metrics": cell_metrics(rows, cases, stream=bool(manifest["config"]["run"]["stream"]),
+                                    currency=manifest["config"]["pricing"]["currency"], pass_k=pass_k,
+                                    slo=_slo(manifest)),
+            "checks": check_tallies(rows, cases)}
+
+
+def run_totals(manifest: Manifest, records: list[Record]) -> Totals:
+    """summary.json's ``totals`` of these records (the run's duration and throughput are added apart: they
+    need the run's whole time window)."""
+    usages = [r.get("usage") or {} for r in records]
+    return {
+        "requests": len(records),
+        "planned": manifest["plan"]["requests"],
+        "errors": sum(not r["ok"] for r in records),
+        "prompt_tokens": sum(u.get("prompt_tokens") or 0 for u in usages),
+        "completion_tokens": sum(u.get("completion_tokens") or 0 for u in usages),
+        "cost": math.fsum(r.get("cost") or 0.0 for r in records),  # exactly rounded: the same in any order
+        "usage_reported": sum(bool(u) for u in usages),
+        # Where the token and cost totals came from: see usage.source_fields (no mark: the server's usage).
+        "usage_source": _totals_source(records),
+        "usage_sources": dict(Counter(usage_source(r) or "none" for r in records)),
+        "prompt_tokens_estimated": any(prompt_estimated(r) for r in records),
+        # Reported usage against the model server's tokenizer on a sample: a gateway's estimate is said as such.
+        "usage_check": usage_check(records),
+        "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),
+        "cached_saving": math.fsum(r.get("cached_saving") or 0.0 for r in records),
+        "currency": manifest["config"]["pricing"]["currency"],
+        "errors_by_kind": dict(Counter(r["error_kind"] or "unknown" for r in records if not r["ok"])),
+    }
+
+
+def assemble(manifest: Manifest, cells: list[CellSummary], totals: Totals, run: RunData,
+             counts: Callable[[str, str], dict[str, tuple[int, int]]], *, complete: bool,
+             stop_reason: str | None, gates_enabled: bool, baselines: Baselines | None, population: Population,
+             cases: dict[str, CaseSpec], by_target: TargetCounts) -> Summary:
+    """summary.json from its cells and totals: gate verdicts, comparisons (``run`` gives each cell's units,
+    ``counts`` each cell's per-case counts of a rate), targets (``by_target``: requests and errors of each)."""
+    gates = [Gate.model_validate(g) for g in manifest["config"].get("gates", [])] if gates_enabled else []
+    load = manifest["config"].get("load")
     found = capacity(cells, float(load["search"]["slo_attainment"])) if load and load.get("search") else None
     verdicts = evaluate_gates(gates, cells, totals,
                               defaults=gate_defaults(manifest["config"]), case_counts=counts,
@@ -109,7 +134,7 @@ def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
         "checks": own_checks(cases),
         # Every target and how it went; each against the reference target per grid point (crosstarget.py).
         "targets": target_statuses(manifest.get("targets") or [], manifest["config"], manifest["plan"]["cells"],
-                                   records),
+                                   by_target),
         "target_comparisons": target_comparisons(run, cells),
     }
     if load:

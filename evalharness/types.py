@@ -221,6 +221,25 @@ class CaseEntry(TypedDict):
     context: NotRequired[dict[str, Any]]
 
 
+class ShardInfo(TypedDict):
+    """A shard's place in its plan (``run --shard K/N``): ``requests`` of the ``plan_requests`` planned."""
+
+    index: int
+    count: int
+    requests: int
+    plan_requests: int
+
+
+class MergedShard(TypedDict):
+    """One shard a merged run was made of (``evalharness merge``)."""
+
+    run_dir: str
+    run_id: str
+    index: int
+    count: int
+    records: int
+
+
 class Manifest(TypedDict):
     """manifest.json: what was asked (the config with secrets dropped, the plan, each case's spec)."""
 
@@ -240,6 +259,10 @@ class Manifest(TypedDict):
     targets: NotRequired[list[TargetStatus]]
     #: The judges by name: what their requests are built of (``judgerun.manifest_judges``).
     judges: NotRequired[dict[str, Any]]
+    #: A shard of a plan (``plan.requests`` is then the shard's; ``plan.item_ids_digest`` the whole plan's).
+    shard: NotRequired[ShardInfo]
+    #: The shards ``evalharness merge`` joined into this run.
+    merged_from: NotRequired[list[MergedShard]]
 
 
 # --- summary.json: metrics --------------------------------------------------------------------------------

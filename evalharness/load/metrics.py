@@ -30,7 +30,8 @@ def _na(reason: str) -> MetricValue:
     return {"value": None, "reason": reason}
 
 
-def _completion_tokens(record: Record) -> int:
+def completion_tokens(record: Record) -> int:
+    """Completion tokens a record reports (from usage, server-reported or counted); 0 without usage."""
     value = (record.get("usage") or {}).get("completion_tokens")
     return int(value) if isinstance(value, (int, float)) else 0
 
@@ -46,7 +47,7 @@ def meets_slo(record: Record, slo: Mapping[str, float]) -> bool:
     if "e2e_s" in slo and (e2e is None or e2e > slo["e2e_s"]):
         return False
     if "tpot_s" in slo:
-        n_out = _completion_tokens(record)
+        n_out = completion_tokens(record)
         if n_out > 1 and (ttft is None or e2e is None or (e2e - ttft) / (n_out - 1) > slo["tpot_s"]):
             return False
     return True
@@ -71,9 +72,9 @@ def load_metrics(records: Sequence[Record], slo: Mapping[str, float] | None) -> 
     else:
         out["achieved_rate_rps"] = _na("needs two or more requests sent at different times")
     if window > 0:
-        tokens = sum(_completion_tokens(r) for r in ok)
+        tokens = sum(completion_tokens(r) for r in ok)
         out["throughput_rps"] = {"value": len(ok) / window, "n": len(ok), "window_s": window}
-        marks = source_fields(r for r in ok if _completion_tokens(r))
+        marks = source_fields(r for r in ok if completion_tokens(r))
         marks.pop("prompt_estimated", None)
         out["output_tps"] = (with_marks({"value": tokens / window, "n": len(ok), "window_s": window}, marks)
                              if tokens else _na("no completion_tokens in usage"))
@@ -202,4 +203,4 @@ def run_throughput(records: Sequence[Record], duration_s: float | None) -> Total
         return {"duration_s": duration_s, "throughput_rps": None, "output_tps": None}
     ok = [r for r in records if r["ok"]]
     return {"duration_s": duration_s, "throughput_rps": len(ok) / duration_s,
-            "output_tps": sum(_completion_tokens(r) for r in ok) / duration_s}
+            "output_tps": sum(completion_tokens(r) for r in ok) / duration_s}

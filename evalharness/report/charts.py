@@ -36,7 +36,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2, 5 × 10^k steps) covering [lo, hi]."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [0.0]
-    if hi <= lo:
+    # Bounds equal to float precision (sums of the same costs in another order) are one value: a step that
+    # small would not move ``t`` forward.
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):
         hi = lo + (abs(lo) or 1.0)
     raw = (hi - lo) / max(1, count)
     mag = 10 ** math.floor(math.log10(raw))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -378,12 +379,13 @@ def cost_metrics(records: Sequence[Record], currency: str) -> dict[str, Metric]:
         "cached_tokens": total([cached_tokens(u) for u in usages], "prompt_tokens_details.cached_tokens"),
     }
     if out["cached_tokens"]["value"] is not None:
-        out["cached_tokens"].update({"saving": float(sum(r.get("cached_saving") or 0.0 for r in records)),
+        out["cached_tokens"].update({"saving": math.fsum(r.get("cached_saving") or 0.0 for r in records),
                                      "currency": currency})
     if costs:
         marks = source_fields(priced)
-        out["cost"] = with_marks({"value": float(sum(costs)), "currency": currency, "n": len(costs)}, marks)
-        out["cost_per_1k_requests"] = with_marks({"value": 1000 * float(sum(costs)) / len(costs), "currency": currency,
+        # fsum: exactly rounded, so the same records give the same cost in any order (a merge of shards).
+        out["cost"] = with_marks({"value": math.fsum(costs), "currency": currency, "n": len(costs)}, marks)
+        out["cost_per_1k_requests"] = with_marks({"value": 1000 * math.fsum(costs) / len(costs), "currency": currency,
                                                   "n": len(costs)}, marks)
     else:
         out["cost"] = out["cost_per_1k_requests"] = na("no usage reported, so no cost")

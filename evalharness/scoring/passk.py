@@ -70,7 +70,8 @@ def pass_k_metrics(counts: Mapping[str, tuple[int, int]], k: int) -> dict[str, M
     and counted in ``short_cases``. ``by_k`` gives the mean at smaller k too, each over the cases with that
     many samples.
     """
-    counts = {case: (c, n) for case, (c, n) in counts.items()}
+    # In case order, not record order: the means then do not depend on the order the records were stored in.
+    counts = {case: counts[case] for case in sorted(counts)}
     if not counts:
         reason = "no case in this cell has expect checks"
         return {"pass_at_k": {"value": None, "reason": reason, "k": k},
