@@ -140,6 +140,9 @@ def test_latency_rises_and_throughput_flattens_past_capacity(constant: tuple[eva
     # Below capacity a request is served as it arrives: its service time and little more.
     for rate in BELOW:
         assert SERVICE_S <= p50[rate] < SERVICE_S + 0.03, (rate, p50)
+    # The server streams its 4 tokens 2 ms apart: pooled over gaps or per request, the same gap here.
+    low, _ = _level(run, records, 20.0)
+    assert 0.002 <= low["itl_s"].p50 < 0.012 and 0.002 <= low["itl_per_request_s"].p50 < 0.012
     # Past it the queue grows with every request: latency climbs with the rate.
     assert p50[72.0] * 2 < p50[90.0] < p50[120.0]
     top, _ = _level(run, records, 120.0)
