@@ -334,6 +334,15 @@ def inter_token_gaps(records: Sequence[Record]) -> npt.NDArray[np.float64]:
     return result
 
 
+def request_itl(records: Sequence[Record]) -> npt.NDArray[np.float64]:
+    """Each response's mean gap between consecutive text chunks (``itl_per_request_s``: one value per
+    request, as guidellm and aiperf report ITL, so a long answer weighs as much as a short one), for the
+    responses of two or more chunks."""
+    means = [(c[-1] - c[0]) / (len(c) - 1) for c in (r["timings"].get("chunk_times") for r in records)
+             if c is not None and len(c) >= 2]
+    return np.asarray(means, dtype=float)
+
+
 def latency_metrics(records: Sequence[Record], stream: bool) -> dict[str, Metric]:
     """The latency distributions of a cell's completed records (a latency it cannot measure says why)."""
     columns = latency_columns(records)
@@ -346,9 +355,11 @@ def latency_metrics(records: Sequence[Record], stream: bool) -> dict[str, Metric
         ("ttfc_s", values["ttfc_s"], no_stream if not stream else "no response carried answer text"),
         ("tpot_s", values["tpot_s"], no_stream if not stream else "needs completion_tokens > 1 in usage"),
         ("itl_s", itl, no_stream if not stream else "needs two or more text chunks"),
+        ("itl_per_request_s", request_itl(records), no_stream if not stream else "needs two or more text chunks"),
         ("decode_tps", values["decode_tps"], no_stream if not stream else "needs completion_tokens > 1 in usage"),
     ):
-        out[name] = distribution(measured, intervals=name != "itl_s") if measured.size else na(reason)
+        intervals = name not in ("itl_s", "itl_per_request_s")
+        out[name] = distribution(measured, intervals=intervals) if measured.size else na(reason)
     return out
 
 

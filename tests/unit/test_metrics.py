@@ -19,6 +19,7 @@ from evalharness.scoring.metrics import (
     first_divergence,
     inter_token_gaps,
     latency_columns,
+    request_itl,
     sample_latencies,
 )
 from evalharness.scoring.stats import distribution, wilson
@@ -79,6 +80,7 @@ def test_cell_metrics_hand_computed() -> None:
     assert m["e2e_s"]["n"] == 3
     assert m["tpot_s"]["p50"] == pytest.approx(((0.5 - 0.1) / 4 + (0.5 - 0.1) / 2) / 2)
     assert m["itl_s"]["n"] == 2 and m["itl_s"]["max"] == pytest.approx(0.2)
+    assert m["itl_per_request_s"]["n"] == 1 and m["itl_per_request_s"]["p50"] == pytest.approx(0.15)
     assert m["prompt_tokens"]["value"] == 20 and m["completion_tokens"]["value"] == 8
     assert m["cost"]["value"] == pytest.approx(0.3)
     assert m["cost_per_1k_requests"]["value"] == pytest.approx(150.0)
@@ -176,8 +178,8 @@ def test_a_metric_that_cannot_apply_is_null_with_a_reason_never_zero() -> None:
     m = _assert_every_metric_is_measured_or_explained(build_summary(_manifest({}, stream=False), records,
                                                                     complete=True))
     for name in ("exact_match_rate", "first_divergence", "json_valid_rate", "schema_valid_rate", "pass_rate",
-                 "ttft_s", "ttfc_s", "tpot_s", "itl_s", "decode_tps", "prompt_tokens", "completion_tokens",
-                 "reasoning_tokens", "cost", "cost_per_1k_requests", "cached_tokens"):
+                 "ttft_s", "ttfc_s", "tpot_s", "itl_s", "itl_per_request_s", "decode_tps", "prompt_tokens",
+                 "completion_tokens", "reasoning_tokens", "cost", "cost_per_1k_requests", "cached_tokens"):
         assert m[name]["value"] is None, name
     assert "stream" in m["ttft_s"]["reason"] and "repeats" in m["exact_match_rate"]["reason"]
     assert m["requests"]["value"] == 1 and m["errors"]["value"] == 0 and m["e2e_s"]["n"] == 1
@@ -248,6 +250,20 @@ def test_latency_columns_are_sample_latencies_of_every_record(rows: list[tuple[A
         want = sample_latencies(record)
         got = {name: float(col[i]) for name, col in columns.items() if col[i] == col[i]}
         assert got == want
+
+
+def test_itl_pooled_over_gaps_and_per_request_answer_different_questions() -> None:
+    # One long answer streaming fast (9 gaps of 10 ms) and one short answer streaming slowly (1 gap of 200 ms).
+    fast = [0.1 + 0.01 * i for i in range(10)]
+    records = [rec("a", 0, "long", chunks=fast), rec("a", 1, "short", chunks=[0.1, 0.3])]
+    m = cell_metrics(records, {}, stream=True, currency="USD")
+    # Pooled: 10 gaps, nine of them fast, so the median gap is fast.
+    assert m["itl_s"]["n"] == 10 and m["itl_s"]["p50"] == pytest.approx(0.01)
+    # Per request: each response's mean gap, 10 ms and 200 ms, weigh the same.
+    assert m["itl_per_request_s"]["n"] == 2
+    assert m["itl_per_request_s"]["mean"] == pytest.approx((0.01 + 0.2) / 2)
+    assert request_itl(records).tolist() == pytest.approx([0.01, 0.2])
+    assert request_itl([{"timings": {"chunk_times": [0.5]}}, {"timings": {}}]).size == 0
 
 
 def test_inter_token_gaps_never_span_two_responses() -> None:

@@ -123,9 +123,15 @@ for _metric in (
     Metric("tpot_s", "latency", "latency", "TPOT", "Time per output token after the first: (e2e - ttft) / "
            "(completion_tokens - 1); needs streaming and usage.", "seconds", _LATENCY, higher_is_better=False,
            compare=_RATIO, table=Shown(4, ("p50",))),
-    Metric("itl_s", "latency", "latency", "ITL", "Gaps between consecutive text chunks of a response.", "seconds",
+    Metric("itl_s", "latency", "latency", "ITL", "Gaps between consecutive text chunks of a response, pooled "
+           "over every gap of every response (vLLM's ITL): a long answer weighs more.", "seconds",
            Computed("chunk", "evalharness.scoring.metrics.inter_token_gaps"), higher_is_better=False,
            fields=_DISTRIBUTION, table=Shown(5, ("p50",))),
+    Metric("itl_per_request_s", "latency", "latency", "ITL/req", "Each response's mean gap between consecutive "
+           "text chunks, its percentiles over responses: every request weighs the same, as in guidellm's and "
+           "aiperf's ITL (theirs divide by tokens, as our `tpot_s` does; with one token a chunk they agree).",
+           "seconds", Computed("sample", "evalharness.scoring.metrics.request_itl"), higher_is_better=False,
+           fields=_DISTRIBUTION, table=Shown(5.5, ("p50",))),
     Metric("decode_tps", "throughput", "latency", "decode tok/s", "Decode speed: (completion_tokens - 1) / "
            "(e2e - ttft); needs streaming and usage.", "tokens per second", _LATENCY, higher_is_better=True,
            compare=_RATIO, table=Shown(6, ("p50",))),
