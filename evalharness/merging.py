@@ -21,6 +21,7 @@ import orjson
 
 from evalharness.errors import UsageError
 from evalharness.flow import Finished, finish
+from evalharness.scoring.bycell import count_records
 from evalharness.shards import Layout
 from evalharness.store import MANIFEST, RESULTS, SUPERSEDED, new_run_id, open_run_dir, read_json, write_json
 from evalharness.types import Manifest, MergedShard, ShardInfo
@@ -106,11 +107,11 @@ def merge(dirs: Sequence[str | Path], out: str | Path, *, allow_partial: bool = 
     parts = sorted(_parts(dirs), key=lambda p: p.shard["index"])
     _check_same_plan(parts)
     missing = _check_coverage(parts, allow_partial)
-    short = [p for p in parts if _stored(p.run_dir) < p.shard["requests"]]
+    short = [p for p in parts if count_records(p.run_dir) < p.shard["requests"]]
     if short and not allow_partial:
         p = short[0]
         raise UsageError(f"shard {p.shard['index']}/{p.shard['count']} in {p.run_dir} has "
-                         f"{_stored(p.run_dir)} of its {p.shard['requests']} records; finish it with "
+                         f"{count_records(p.run_dir)} of its {p.shard['requests']} records; finish it with "
                          f"evalharness run CONFIG --resume {p.run_dir} (or merge with --allow-partial)")
     run_dir = Path(out)
     if (run_dir / MANIFEST).exists() or (run_dir / RESULTS).exists():
@@ -140,14 +141,6 @@ def merge(dirs: Sequence[str | Path], out: str | Path, *, allow_partial: bool = 
         stop_reason = (f"merged {len(seen)} of {planned} planned requests"
                        + (f"; shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing" if missing else ""))
     return finish(run_dir, complete=stop_reason is None, stop_reason=stop_reason, gates=gates)
-
-
-def _stored(run_dir: Path) -> int:
-    path = run_dir / RESULTS
-    if not path.exists():
-        return 0
-    with path.open("rb") as fh:
-        return sum(1 for raw in fh if raw.endswith(b"\n"))
 
 
 def _merged_manifest(parts: list[_Part], run_dir: Path, merged: list[MergedShard]) -> Manifest:
