@@ -307,7 +307,8 @@ def latency_columns(records: Sequence[Record]) -> dict[str, npt.NDArray[np.float
     counts = [(r.get("usage") or _NO_USAGE).get("completion_tokens") for r in records]
     n_out = np.array([int(v) if isinstance(v, (int, float)) else None for v in counts], dtype=float)
     decode = cols["e2e_s"] - cols["ttft_s"]  # NaN unless both were measured
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Both branches of np.where are computed: the division is also done where its result is not used.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         cols["tpot_s"] = np.where(n_out > 1, decode / (n_out - 1), np.nan)
         cols["decode_tps"] = np.where((n_out > 1) & (decode > 0), (n_out - 1) / decode, np.nan)
     return cols
