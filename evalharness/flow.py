@@ -31,7 +31,7 @@ from evalharness.pairwise import comparisons
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.proxy import Route, redact, route_for
-from evalharness.rayrun import run_on_ray
+from evalharness.rayrun import require_ray, run_on_ray
 from evalharness.regress import Population
 from evalharness.report import write_reports
 from evalharness.scoring import bycell
@@ -164,6 +164,8 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     for name, judge in cfg.judges.items():
         if judge.target is None:  # the judges' keys too
             judge_api_key(loaded, name)
+    if cfg.run.executor == "ray":
+        require_ray()  # not installed: said before a server is started or a folder made
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)

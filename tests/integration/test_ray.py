@@ -7,6 +7,8 @@ import importlib.util
 import io
 import json
 import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -88,3 +90,17 @@ def test_a_killed_worker_loses_and_doubles_nothing(tmp_path: Path) -> None:
     assert all(r["ok"] for r in records), [r["error"] for r in records if not r["ok"]]
     assert finished.summary["totals"]["requests"] == planned
     assert pid != os.getpid()
+
+
+def test_executor_ray_on_the_command_line_starts_a_local_ray(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text(textwrap.dedent(SUITE))
+    config = CONFIG.replace(", executor: ray, ray_workers: 2", "").replace("repeats: 4", "repeats: 1")
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(config))
+    proc = subprocess.run([sys.executable, "-m", "evalharness", "run", "config.yaml", "--executor", "ray",
+                           "--out", "run"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Ray: 2 workers, each at concurrency 1" in proc.stdout
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").open()]
+    assert len(records) == len({r["item_id"] for r in records}) == 6
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["run"]["executor"] == "ray"
