@@ -10,7 +10,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from evalharness import api
 from evalharness.config import LoadedConfig, load_config
@@ -42,7 +42,7 @@ def _outcome(run: Run) -> str:
 
 def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resume: str | None = None,
         gates: bool = True, baseline: str | None = None, population: Population = "suite",
-        stdout: TextIO | None = None, shard: Shard | None = None) -> int:
+        stdout: TextIO | None = None, shard: Shard | None = None, overrides: dict[str, Any] | None = None) -> int:
     """``evalharness run``: returns the exit code."""
     stdout = stdout or sys.stdout
     if dry_run:
@@ -63,7 +63,7 @@ def run(config_path: str, *, out: str | None = None, dry_run: bool = False, resu
             print(judged, file=stdout)
         return 0
     result = api.run(config_path, out=out, resume=resume, gates=gates, baseline=baseline, population=population,
-                     progress=Progress(announce=stdout), shard=shard)
+                     progress=Progress(announce=stdout), shard=shard, overrides=overrides)
     print(_outcome(result), file=stdout)
     if result.stop_reason:
         print(f"The run stopped early: {result.stop_reason}\nResume it with: evalharness run {config_path} "

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from evalharness import __version__, app, regress
 from evalharness.errors import EvalHarnessError, UsageError
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                                                          "(as evalharness compare does)")
     p.add_argument("--shard", metavar="K/N", help="run only shard K of N of the plan (1-based; deterministic, so "
                                                   "N machines run N shards; join them with evalharness merge)")
+    p.add_argument("--executor", choices=["local", "ray"], help="send the requests from this process (local) or "
+                                                                "from Ray workers (ray); overrides run.executor")
+    p.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to run on (run.ray_address; default: "
+                                                        "start a local Ray)")
     _population(p)
 
     p = sub.add_parser("merge", help="join the shard runs of one plan into one run and score it")
@@ -129,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _executor(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--executor`` and ``--ray-address`` as overrides of the config's ``run``."""
+    run: dict[str, Any] = {}
+    if args.executor:
+        run["executor"] = args.executor
+    if args.ray_address:
+        run["ray_address"] = args.ray_address
+        run.setdefault("executor", "ray")
+    return {"run": run} if run else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evalharness`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -140,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError("--baseline gates the run on regressions; it cannot be combined with --no-gates")
             return app.run(args.config, out=args.out, dry_run=args.dry_run, resume=args.resume,
                            gates=not args.no_gates, baseline=args.baseline, population=args.population,
-                           shard=Shard.parse(args.shard) if args.shard else None)
+                           shard=Shard.parse(args.shard) if args.shard else None, overrides=_executor(args))
         if args.command == "merge":
             return app.merge(args.shard_dirs, out=args.out, allow_partial=args.allow_partial,
                              gates=not args.no_gates)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalharness.errors import ConfigError
+from evalharness.executor import check_executor
 from evalharness.judgeconfig import check_judges
 from evalharness.load.options import LEVEL_KEYS, LoadOptions
 from evalharness.params import PARAM_NAMES, RequestParams
@@ -187,6 +188,11 @@ class RunOptions(_Strict):
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     budget: float | None = Field(None, ge=0)
+    #: Where the requests are sent from: this process (``local``) or workers on a Ray cluster (``ray``,
+    #: rayrun.py; ``ray_address`` unset starts a local Ray). ``ray_workers`` splits concurrency, rpm and tpm.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, min_length=1)
+    ray_workers: int = Field(2, ge=1, le=1024)
 
 
 class Gate(_Strict):
@@ -455,6 +461,7 @@ def _resolve(doc: YamlDoc, path: Path | None, folder: Path) -> LoadedConfig:
         raise doc.error(("pass_k",), f"pass_k ({config.pass_k}) exceeds repeats ({config.repeats})",
                         hint="pass@k and pass^k are estimated from at least k samples of each case")
     _check_targets(doc, config)
+    check_executor(doc, config)
     names = [t.label for t in config.targets]
     for i, gate in enumerate(config.gates):
         for key in gate.where:

@@ -31,6 +31,7 @@ from evalharness.pairwise import comparisons
 from evalharness.plan import Plan, make_plan
 from evalharness.progress import Progress
 from evalharness.proxy import Route, redact, route_for
+from evalharness.rayrun import require_ray, run_on_ray
 from evalharness.regress import Population
 from evalharness.report import write_reports
 from evalharness.scoring import bycell
@@ -163,6 +164,8 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
     for name, judge in cfg.judges.items():
         if judge.target is None:  # the judges' keys too
             judge_api_key(loaded, name)
+    if cfg.run.executor == "ray":
+        require_ray()  # not installed: said before a server is started or a folder made
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)
@@ -209,8 +212,11 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
                                                         + through(p.route) for p in parts))
             try:
                 drive = LoadDriver(cfg.load, plan.levels) if cfg.load else None
-                run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend,
-                                    drive=drive))
+                if cfg.run.executor == "ray":
+                    run_async(run_on_ray(loaded, parts, run_dir, todo, progress, done=done, backends=backend))
+                else:
+                    run_async(run_parts(loaded, parts, run_dir, todo, progress, spent=spent, backends=backend,
+                                        drive=drive))
             finally:
                 manifest["targets"] = [p.describe() for p in parts] + skipped_statuses(loaded)
                 write_json(run_dir / MANIFEST, manifest)
