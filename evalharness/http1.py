@@ -200,6 +200,8 @@ class _Connection(asyncio.Protocol):
     async def send(self, head: bytes, body: bytes, timeouts: dict[str, float | None]) -> int:
         """Write the request; the response's status code once its headers are in."""
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():  # closed by the server since it was opened or last used
+            raise httpx.WriteError("the server closed the connection before the request was written")
         self.headers = []
         self.chunks.clear()
         self.buffered = 0

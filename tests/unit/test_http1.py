@@ -14,7 +14,7 @@ import pytest
 
 from evalharness.client import ChatClient
 from evalharness.http1 import Http1Transport
-from evalharness.transport import is_timeout, never_connected, received_ns
+from evalharness.transport import is_timeout, never_connected, received_ns, run_async
 from tests.tls import self_signed, server_context
 
 # A script answers one request: it gets the raw request head and body and the writer.
@@ -209,6 +209,25 @@ def test_connection_closed_before_the_response_is_a_read_error() -> None:
             assert not never_connected(info.value) and not is_timeout(info.value)
             await transport.aclose()
     run(go())
+
+
+def test_a_connection_closing_when_a_request_is_written_is_a_write_error_on_either_loop() -> None:
+    # At thousands of requests a second a server may drop a connection between the moment the pool hands it
+    # out and the write: on uvloop a write then raised RuntimeError, which no retry or record caught.
+    async def go() -> None:
+        async with Server(answer(OK)) as server:
+            transport = Http1Transport()
+            await post(transport, server.url)
+            [idle] = next(iter(transport._idle.values()))
+            assert idle.transport is not None
+            idle.transport.close()  # closing; its connection_lost has not run yet
+            with pytest.raises(httpx.WriteError, match="closed the connection before the request"):
+                await post(transport, server.url)
+            response, body = await post(transport, server.url)  # the next one gets a new connection
+            assert response.status_code == 200 and body == b"{}"
+            await transport.aclose()
+    run(go())
+    run_async(go())
 
 
 @pytest.mark.parametrize(("raw", "error"), [
