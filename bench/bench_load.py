@@ -6,6 +6,7 @@ Run by hand (needs nginx: apt-get install nginx):
     python bench/bench_load.py --rates 500,1000 -s 2    # a quicker look
     python bench/bench_load.py --stream                 # the canned SSE stream (32 chunks) instead of JSON
     python bench/bench_load.py --rounds 3               # each level's median over 3 runs (a busy machine)
+    python bench/bench_load.py --workers 2              # load.workers: the schedule spread over 2 processes
 
 Each level is a whole `evalharness run` level (schedule, requests, records, scoring); the figures are read
 from its summary.json: the rate requested, the rate the requests were sent at (achieved_rate_rps), the
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--arrival", default="poisson", choices=["poisson", "constant", "gamma"])
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--rounds", type=int, default=1, help="runs of every level; each figure is their median")
+    parser.add_argument("--workers", type=int, default=1, help="load.workers: processes sending the schedule")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     late = asyncio.run(_timer_lateness())
@@ -49,7 +51,8 @@ def main() -> None:
         for _ in range(args.rounds):
             rounds.append(_one_run(url, rates, args))
     print(f"{args.arrival} arrivals, {args.seconds:g} s a level after 0.5 s of warm-up, "
-          f"{'streamed' if args.stream else 'JSON'} answers, median of {args.rounds} run(s)")
+          f"{'streamed' if args.stream else 'JSON'} answers, {args.workers} load worker(s), "
+          f"median of {args.rounds} run(s)")
     print(f"{'rate':>8} {'sent/s':>9} {'done/s':>9} {'errors':>6} {'lag p50':>9} {'lag p99':>9} {'lag max':>9}")
     held: dict[float, float] = {}
     for i, rate in enumerate(rates):
@@ -82,7 +85,7 @@ def _one_run(url: str, rates: list[float], args: argparse.Namespace) -> list[dic
             "target": {"base_url": url + ("/stream/v1" if args.stream else "/v1"), "model": "bench"},
             "defaults": {"max_tokens": 16}, "run": {"stream": args.stream, "max_retries": 0, "timeout_s": 30},
             "load": {"arrival": args.arrival, "rate": rates, "duration_s": args.seconds, "warmup_s": 0.5,
-                     "seed": 1, "max_in_flight": 4096},
+                     "seed": 1, "max_in_flight": 4096, "workers": args.workers},
         }, base_dir=folder, out=folder / "run")
         summary = json.loads((run.run_dir / "summary.json").read_text())
     out = []

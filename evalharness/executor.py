@@ -19,6 +19,9 @@ INSTALL = "pip install 'evalharness[ray]'"
 def check_executor(doc: YamlDoc, config: Config) -> None:
     """``run.executor: ray`` only where the Ray executor keeps the run's guarantees."""
     run = config.run
+    if config.load is not None and config.load.workers > 1 and run.budget is not None:
+        raise doc.error(("load", "workers"), "load.workers does not enforce run.budget (each worker process "
+                        "would hold a share of it)", hint="drop run.budget, or use workers: 1")
     if run.executor != "ray":
         if run.ray_address is not None:
             raise doc.error(("run", "ray_address"), "run.ray_address applies to run.executor: ray",

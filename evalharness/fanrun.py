@@ -26,6 +26,7 @@ from evalharness.local import MODEL_ALIAS, TargetCheck, open_target
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
 from evalharness.proxy import DIRECT, Route, route_for
+from evalharness.remote import Remote, share
 from evalharness.runner import Purse, Runner, _install_signal_handlers
 from evalharness.store import ResultWriter
 from evalharness.tokens import TokenCounter
@@ -149,10 +150,14 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
             stack.push_async_callback(backend.aclose)
         runners: list[Runner] = []
         batches: list[list[WorkItem]] = []
+        drives: list[LoadDriver | None] = []
         live = [part for part in parts if part.failure is None]
+        workers = cfg.load.workers if cfg.load is not None and drive is not None else 1
         for part in live:
             target = part.target
             options = run_options(cfg, target)
+            if workers > 1:  # this process sends one share of each level, load workers the others
+                options = share(options, workers)
             counter = None
             client: Backend | None = own_backend(backends, part.name)
             if client is None:
@@ -170,6 +175,11 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
                                   writer=writer, api_key_env=target.api_key_env, counter=counter,
                                   check_target=part.check, purse=purse))
             batches.append([item for item in todo if item.target == part.name])
+            if drive is not None and workers > 1:
+                drives.append(drive.spread(Remote(target, part.info, options, pricing(cfg, target),
+                                                  loaded.api_key(target), connections(options.concurrency, cfg.load))))
+            else:
+                drives.append(drive)
         loop = asyncio.get_running_loop()
         def interrupt() -> None:
             for runner in runners:
@@ -179,8 +189,8 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
         counts = Counts(runners, len(todo))
         progress.start(counts)
         try:
-            results = await asyncio.gather(*(r.run(batch, total=len(batch), signals=False, drive=drive)
-                                             for r, batch in zip(runners, batches, strict=True)),
+            results = await asyncio.gather(*(r.run(batch, total=len(batch), signals=False, drive=d)
+                                             for r, batch, d in zip(runners, batches, drives, strict=True)),
                                            return_exceptions=True)
         finally:
             for sig in installed:

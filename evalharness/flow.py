@@ -166,6 +166,9 @@ def execute(loaded: LoadedConfig, *, progress: Progress, out: str | os.PathLike[
             judge_api_key(loaded, name)
     if cfg.run.executor == "ray":
         require_ray()  # not installed: said before a server is started or a folder made
+    if backend is not None and cfg.load is not None and cfg.load.workers > 1:
+        raise UsageError(f"load.workers: {cfg.load.workers} sends requests from other processes to the target's "
+                         "address; a Python backend cannot be given to it (use workers: 1)")
     if resume:
         run_dir = open_run_dir(Path(resume))
         manifest = read_json(run_dir / MANIFEST)

@@ -16,28 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evalharness import errors
 from evalharness.backend import Backend
-from evalharness.client import ChatClient
-from evalharness.config import LoadedConfig, Pricing, RunOptions, Target
+from evalharness.config import LoadedConfig, RunOptions
 from evalharness.errors import RunAborted, UsageError
 from evalharness.executor import INSTALL
 from evalharness.fanout import pricing, run_options
 from evalharness.fanrun import Part
 from evalharness.plan import WorkItem
 from evalharness.progress import Progress
-from evalharness.proxy import route_for
-from evalharness.runner import Runner
+from evalharness.remote import Remote, by_name, remote_runner, share
 from evalharness.store import ResultWriter
-from evalharness.tokens import TokenCounter
-from evalharness.transport import side_transport
-from evalharness.types import Record, TargetInfo
+from evalharness.types import Record
 
 #: How often one worker slot may lose its worker before the run gives up on the cluster.
 MAX_RESTARTS = 3
@@ -54,15 +48,6 @@ def require_ray() -> Any:
     except ImportError:
         raise UsageError(f"run.executor: ray needs Ray, which is not installed: {INSTALL}") from None
     return ray
-
-
-def share(options: RunOptions, workers: int) -> RunOptions:
-    """One worker's part of the run's concurrency and rate limits."""
-    return options.model_copy(update={
-        "concurrency": max(1, math.ceil(options.concurrency / workers)),
-        "rpm": options.rpm / workers if options.rpm else None,
-        "tpm": options.tpm / workers if options.tpm else None,
-        "executor": "local"})
 
 
 def split(todo: list[WorkItem], workers: int) -> list[list[WorkItem]]:
@@ -91,9 +76,8 @@ class _Collected(ResultWriter):
 class Worker:
     """One Ray actor: a ``Runner`` over its slice of the items against the target's address."""
 
-    def __init__(self, target: Target, info: TargetInfo, options: RunOptions, price: Pricing,
-                 api_key: str | None) -> None:
-        self.target, self.info, self.options, self.price, self.api_key = target, info, options, price, api_key
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
         self.collected = _Collected()
         self.finished = False
         self.failure: tuple[str, str] | None = None
@@ -106,27 +90,14 @@ class Worker:
         self.task = asyncio.get_running_loop().create_task(self._run(items))
 
     async def _run(self, items: list[WorkItem]) -> None:
-        target, info = self.target, self.info
-        route = route_for(info["base_url"], target.proxy, local=info["kind"] == "local")
-        auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        client = ChatClient(info["base_url"], api_key=self.api_key, headers=target.headers,
-                            timeout_s=self.options.timeout_s, max_connections=self.options.concurrency, route=route)
-        counter = TokenCounter(target.tokenizer_url or info["base_url"], info["model"],
-                               timeout_s=self.options.timeout_s, headers={**target.headers, **auth},
-                               transport=side_transport(route))
-        runner = Runner(client, model=info["model"], options=self.options, pricing=self.price,
-                        writer=self.collected, api_key_env=target.api_key_env, counter=counter)
         try:
-            await runner.run(items, total=len(items), signals=False)
+            async with remote_runner(self.remote, self.collected) as runner:
+                await runner.run(items, total=len(items), signals=False)
         except RunAborted as exc:  # sent back by name: the driver raises it as the run's reason to stop
             self.failure = (type(exc).__name__, str(exc))
         except Exception as exc:  # any other failure ends the slot the same way
             self.failure = ("RunAborted", f"a Ray worker failed: {type(exc).__name__}: {exc}")
         finally:
-            with contextlib.suppress(Exception):
-                await counter.aclose()
-            with contextlib.suppress(Exception):
-                await client.aclose()
             self.finished = True
             self.collected.ready.set()
 
@@ -149,16 +120,6 @@ class _Counts:
         self.done = 0
         self.errors = 0
         self.total = total
-
-
-def _reason(failure: tuple[str, str]) -> RunAborted:
-    cls = getattr(errors, failure[0], RunAborted)
-    if not (isinstance(cls, type) and issubclass(cls, RunAborted)):
-        cls = RunAborted
-    try:
-        return cls(failure[1])
-    except TypeError:
-        return RunAborted(failure[1])
 
 
 @contextlib.contextmanager
@@ -197,8 +158,7 @@ async def _drive(ray: Any, loaded: LoadedConfig, part: Part, run_dir: Path, todo
     slices = split(todo, options.ray_workers)
     each = share(options, max(1, len(slices)))
     actor_cls = ray.remote(num_cpus=0, max_restarts=0)(Worker)
-    api_key = loaded.api_key(part.target)
-    price = pricing(loaded.config, part.target)
+    remote = Remote(part.target, part.info, each, pricing(loaded.config, part.target), loaded.api_key(part.target))
     written = set(done)
     counts = _Counts(len(todo))
     actors: list[Any] = []
@@ -215,8 +175,7 @@ async def _drive(ray: Any, loaded: LoadedConfig, part: Part, run_dir: Path, todo
     async def slot(index: int, items: list[WorkItem]) -> None:
         pending = {item.item_id: item for item in items}
         for generation in range(MAX_RESTARTS + 1):
-            actor = actor_cls.options(name=f"{ACTOR_PREFIX}{run_dir.name}-{index}.{generation}").remote(
-                part.target, part.info, each, price, api_key)
+            actor = actor_cls.options(name=f"{ACTOR_PREFIX}{run_dir.name}-{index}.{generation}").remote(remote)
             actors.append(actor)
             try:
                 await actor.start.remote(list(pending.values()))
@@ -227,7 +186,7 @@ async def _drive(ray: Any, loaded: LoadedConfig, part: Part, run_dir: Path, todo
                         store(record)
                     if finished:
                         if failure is not None:
-                            raise _reason(failure)
+                            raise by_name(*failure)
                         return
             except ray.exceptions.RayActorError as exc:
                 if not pending:

@@ -110,6 +110,8 @@ class Record(TypedDict):
     warmup: NotRequired[bool]
     # An open-loop request due while load.max_in_flight were in flight (it waited for a slot).
     capped: NotRequired[bool]
+    # With load.workers above 1: the process that sent it (0 is the run's own; load/spread.py).
+    load_worker: NotRequired[int]
     #: In memory only, never in results.jsonl: the model-graded checks of this sample, from judgements.jsonl
     #: (``judging.attach_judged``).
     judged: NotRequired[list[JudgedCheck]]

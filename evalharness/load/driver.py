@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from evalharness.errors import RunAborted
 from evalharness.load.options import LoadOptions
 from evalharness.load.plan import Level
 from evalharness.plan import WorkItem
 from evalharness.ratelimit import Throttle
+from evalharness.remote import Remote
 from evalharness.runner import Runner
 from evalharness.types import Record
 
@@ -45,37 +48,75 @@ def connections(concurrency: int, load: LoadOptions | None) -> int:
         return concurrency
     if load.arrival == "closed":
         return int(max([concurrency, *(load.concurrency or ())]))
-    return max(concurrency, load.max_in_flight)
+    return max(concurrency, load.worker_in_flight)
 
 
 class LoadDriver:
-    """``Runner.run(drive=...)`` for a load run: the plan's levels in order, grid point by grid point."""
+    """``Runner.run(drive=...)`` for a load run: the plan's levels in order, grid point by grid point.
 
-    def __init__(self, load: LoadOptions, levels: Sequence[Level]) -> None:
+    With ``load.workers`` above 1, ``spread(remote)`` gives the driver of one target whose levels are sent
+    by that many processes (load/spread.py); ``remote`` is what those processes need to reach the target.
+    """
+
+    def __init__(self, load: LoadOptions, levels: Sequence[Level], remote: Remote | None = None) -> None:
         self.load = load
         self.levels = levels
+        self.remote = remote
+
+    def spread(self, remote: Remote) -> LoadDriver:
+        return LoadDriver(self.load, self.levels, remote)
 
     async def __call__(self, runner: Runner, items: list[WorkItem]) -> None:
         todo = {item.item_id: item for item in items}
-        for level in self.levels:
-            mine = [(i, todo[item_id]) for i, item_id in enumerate(level.item_ids) if item_id in todo]
+        pending = [(level, [(i, todo[item_id]) for i, item_id in enumerate(level.item_ids) if item_id in todo])
+                   for level in self.levels]
+        pending = [(level, mine) for level, mine in pending if mine]
+        if not pending:
+            return
+        if self.remote is not None and self.load.workers > 1:
+            from evalharness.load.spread import Spread  # multiprocessing: imported only when asked for
+
+            async with Spread(self.load, self.remote, runner) as spread:
+                for level, mine in pending:
+                    if runner.stopping:
+                        return
+                    await spread.send(level, mine)
+            return
+        for level, mine in pending:
             if runner.stopping:
                 return
-            if mine:
-                await _LevelRun(runner, level).send(mine, self.load.max_in_flight)
+            await LevelRun(runner, level, Clock.now(level, mine)).send(mine, self.load.max_in_flight)
 
 
-class _LevelRun:
-    """One level: its clock (monotonic and wall, read together at its start) and the sends of its items."""
+@dataclass(frozen=True)
+class Clock:
+    """A level's clock: ``perf_counter_ns`` and wall time of its start, read together, and the offset of its
+    first item to send (a resumed level starts with its first unsent item due at the start). Every process
+    sending a share of the level uses the same one (``perf_counter`` is the system's monotonic clock)."""
 
-    def __init__(self, runner: Runner, level: Level) -> None:
+    t0: int
+    wall0: int
+    start: float
+
+    @classmethod
+    def now(cls, level: Level, items: list[tuple[int, WorkItem]], lead_ns: int = 0) -> Clock:
+        start = level.offsets[items[0][0]] if level.offsets is not None else 0.0
+        return cls(time.perf_counter_ns() + lead_ns, time.time_ns() + lead_ns, start)
+
+
+class LevelRun:
+    """One level (or one worker's share of it): its clock and the sends of its items."""
+
+    def __init__(self, runner: Runner, level: Level, clock: Clock, worker: int | None = None) -> None:
         self.runner = runner
         self.level = level
         self.sent: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0
-        self.wall0 = time.time_ns()
-        self.t0 = time.perf_counter_ns()
+        self.wall0 = clock.wall0
+        self.t0 = clock.t0
+        self.start = clock.start
+        self.worker = worker
 
     async def send(self, items: list[tuple[int, WorkItem]], max_in_flight: int) -> None:
         runner = self.runner
@@ -92,9 +133,18 @@ class _LevelRun:
             runner.on_send = None
 
     async def _open(self, items: list[tuple[int, WorkItem]], offsets: Sequence[float]) -> None:
-        # A resumed level starts with its first unsent item due now.
-        start = offsets[items[0][0]]
+        start = self.start
         tasks: set[asyncio.Task[None]] = set()
+        failed: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            # A request that raised (a bug, never a failed request: those are records) stops the level and is
+            # raised below, rather than lost with its record.
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                failed.append(exc)
+                self.runner.stop(RunAborted(f"a request raised {type(exc).__name__}: {exc}"))
+
         try:
             for index, item in items:
                 if self.runner.stopping:
@@ -105,9 +155,11 @@ class _LevelRun:
                 capped = self.in_flight >= self.max_in_flight
                 task = asyncio.create_task(self._one(item, due, warmup=index < self.level.warmup, capped=capped))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                task.add_done_callback(finished)
             if tasks:
                 await asyncio.gather(*tasks)
+            if failed:
+                raise failed[0]
         finally:
             for task in tasks:  # cancelled (a second Ctrl-C): what is in flight is not recorded
                 task.cancel()
@@ -153,3 +205,5 @@ class _LevelRun:
         record["schedule_lag_s"] = (sent - due) / 1e9
         record["load_clock"] = {"due_s": (due - self.t0) / 1e9, "sent_s": sent_s, "done_s": sent_s + span}
         record["warmup"] = warmup
+        if self.worker is not None:
+            record["load_worker"] = self.worker

@@ -56,8 +56,9 @@ class LoadOptions(_Strict):
     #: Open loop: the most requests in flight; a request due while it is reached waits, and its lag shows it.
     max_in_flight: int = Field(512, ge=1, le=65_536)
     seed: int = 1
-    #: Processes the schedule is spread over; one event loop (1) is all this version has.
-    workers: int = Field(1, ge=1)
+    #: Open loop: processes of this machine the schedule is spread over (load/spread.py), for rates one event
+    #: loop cannot hold; each sends every Nth request, with 1/N of max_in_flight and of run.rpm/tpm.
+    workers: int = Field(1, ge=1, le=64)
     #: ``replay``: a JSONL file (relative to the config) of ``{"offset_s": ..., "case": optional id}`` lines.
     replay: str | None = None
     slo: SLO = Field(default_factory=SLO)
@@ -65,10 +66,10 @@ class LoadOptions(_Strict):
 
     @model_validator(mode="after")
     def _levels(self) -> LoadOptions:
-        if self.workers != 1:
-            raise ValueError("workers: only 1 is supported for now (one event loop sends the schedule); "
-                             "bench/bench_load.py measures the rate one loop holds")
         if self.arrival == "closed":
+            if self.workers != 1:
+                raise ValueError("workers spreads an open-loop schedule over processes; a closed loop is sent "
+                                 "by one (raise concurrency instead)")
             if self.concurrency is None:
                 raise ValueError("arrival: closed needs concurrency: [...] (requests in flight, one level each)")
             if self.rate is not None:
@@ -109,6 +110,11 @@ class LoadOptions(_Strict):
             return sorted(self.rate)
         top = self.search.max_rate if self.search and self.search.max_rate else 0.0
         return [float(f"{top / 2 ** k:.3g}") for k in range(SEARCH_LEVELS - 1, -1, -1)] if top else []
+
+    @property
+    def worker_in_flight(self) -> int:
+        """Each worker's share of ``max_in_flight``."""
+        return -(-self.max_in_flight // self.workers)
 
     @property
     def level_key(self) -> str:

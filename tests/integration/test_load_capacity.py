@@ -8,13 +8,10 @@ figures are the server's, not the client's.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import json
 import statistics
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,28 +20,18 @@ from typing import Any
 import pytest
 
 import evalharness
+from tests.load.known_server import running
 
 SLOTS, SERVICE_S = 4, 0.05
 CAPACITY = SLOTS / SERVICE_S  # 80 requests per second
 BELOW, ABOVE = [20.0, 50.0, 72.0], [90.0, 120.0]
 SLO_E2E_S = 0.1
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def known_server() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.load.known_server", "--slots", str(SLOTS),
-                             "--service-s", str(SERVICE_S), "--gap-s", "0.002"],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), line
-        yield f"http://127.0.0.1:{int(line.split()[-1])}/v1"
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
+    with running(SLOTS, SERVICE_S, 0.002) as url:
+        yield url
 
 
 def _run(url: str, folder: Path, load: dict[str, Any]) -> tuple[evalharness.Run, list[dict[str, Any]]]:

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 TOKENS = 4
@@ -103,6 +108,23 @@ async def serve(slots: int, service_s: float, gap_s: float, port: int) -> None:
     print(f"listening on {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
+
+
+@contextlib.contextmanager
+def running(slots: int, service_s: float, gap_s: float) -> Iterator[str]:
+    """The server in a process of its own while the block runs; yields its base URL (``…/v1``)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.load.known_server", "--slots", str(slots),
+                             "--service-s", str(service_s), "--gap-s", str(gap_s)],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield f"http://127.0.0.1:{int(line.split()[-1])}/v1"
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ import pytest
 from evalharness.cli import main
 from evalharness.config import RunOptions, load_config
 from evalharness.errors import ConfigError
-from evalharness.rayrun import share, split
+from evalharness.rayrun import split
+from evalharness.remote import share
 
 BASE = """\
 name: t
@@ -30,6 +31,8 @@ TWO = BASE.replace("target: {base_url: http://127.0.0.1:9/v1, model: m}",
     (TWO, "run.executor", 7, "runs one target; this config has 2 (targets: a, b)"),
     (BASE.replace("{executor: ray}", "{executor: ray, budget: 1.0}"), "run.executor", 5, "run.budget"),
     (BASE + "load:\n  arrival: poisson\n  rate: [2]\n  requests: 4\n", "run.executor", 5, "load schedules"),
+    (BASE.replace("{executor: ray}", "{budget: 1.0}") + "load:\n  arrival: poisson\n  rate: [2]\n  requests: 4\n"
+     "  workers: 2\n", "load.workers", 10, "does not enforce run.budget"),
     (BASE.replace("{executor: ray}", "{ray_address: 'ray://head:10001'}"), "run.ray_address", 5,
      "applies to run.executor: ray"),
     (BASE.replace("{executor: ray}", "{executor: dask}"), "run.executor", 5, "'local' or 'ray'"),

@@ -7,7 +7,9 @@ import asyncio
 import itertools
 import json
 import math
+import multiprocessing
 import statistics
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,12 @@ from hypothesis import strategies as st
 import evalharness
 from evalharness.config import load_config
 from evalharness.console import format_outcome
-from evalharness.errors import ConfigError
+from evalharness.errors import ConfigError, UsageError
 from evalharness.load.metrics import capacity, determinism_notes, load_metrics, meets_slo
 from evalharness.load.schedule import gaps, offsets, read_replay
+from evalharness.load.spread import _watch, shares
 from evalharness.plan import make_plan
+from evalharness.transport import run_async
 from evalharness.types import CellSummary, Record
 
 rates = st.floats(min_value=0.5, max_value=500, allow_nan=False)
@@ -142,7 +146,9 @@ def test_a_closed_loop_sweeps_concurrency(write_config: Callable[..., Path]) -> 
     ("  arrival: poisson\n", "  arrival: closed\n", "load", "closed needs concurrency"),
     ("  requests: 6\n", "  requests: 6\n  duration_s: 3\n", "load", "not both"),
     ("  rate: [4, 1]\n", "  rate: [4, 4]\n", "load", "repeats a level"),
-    ("  requests: 6\n", "  requests: 6\n  workers: 4\n", "load", "only 1"),
+    ("  arrival: poisson\n  rate: [4, 1]\n", "  arrival: closed\n  concurrency: [1, 3]\n  workers: 2\n", "load",
+     "a closed loop is sent by one"),
+    ("  requests: 6\n", "  requests: 6\n  workers: 65\n", "load.workers", "less than or equal to 64"),
     ("  requests: 6\n", "  requests: 6\n  slo: {ttft: 1}\n", "load.slo.ttft", "unknown key"),
 ])
 def test_load_mistakes_name_the_key_and_line(write_config: Callable[..., Path], old: str, new: str, key: str,
@@ -363,3 +369,74 @@ def test_requests_due_while_max_in_flight_are_out_wait_and_say_so(tmp_path: Path
     assert 10 <= lag["capped"] <= 19
     assert lag["p99"] > 0.1  # it waited for a slot: an open loop held back says so in its lag
     assert run.cells[0]["in_flight_mean"].value <= 2.0 + 1e-6
+
+
+@given(n=st.integers(0, 300), workers=st.integers(1, 8))
+def test_a_level_is_dealt_over_load_workers_one_request_each_every_nth(n: int, workers: int) -> None:
+    items = [(i, f"item-{i}") for i in range(n)]
+    parts = shares(items, workers)  # type: ignore[arg-type]
+    assert len(parts) == workers
+    assert sorted(itertools.chain.from_iterable(parts)) == items  # every request once, none twice
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1  # an even share: 1/N of the rate each
+    for k, part in enumerate(parts):
+        assert [i for i, _ in part] == list(range(k, n, workers))
+
+
+def test_load_workers_refuse_a_python_backend_before_making_a_run_folder(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: Hi.}\n")
+    config = {"name": "t", "suites": ["suite.yaml"], "target": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+              "load": {"arrival": "constant", "rate": [5], "requests": 4, "workers": 2}}
+    with pytest.raises(UsageError, match="a Python backend cannot be given"):
+        evalharness.run(config, base_dir=tmp_path, out=tmp_path / "run", backend=_Never())
+    assert not (tmp_path / "run").exists()
+
+
+class _Never:
+    async def complete(self, body: Any) -> Any:
+        raise AssertionError("no request is sent")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_watched_pipe_reads_a_message_many_times_its_buffer_whole() -> None:
+    # A level's share or a batch of records is megabytes; the loop (uvloop here) must not read half of one.
+    sender, receiver = multiprocessing.Pipe()
+    big = [f"record {i} " * 100 for i in range(5000)]  # ~5 MB
+    got: list[Any] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+        _watch(loop, receiver, lambda: (got.append(receiver.recv()), arrived.set()))
+        threading.Thread(target=sender.send, args=(big,)).start()
+        await asyncio.wait_for(arrived.wait(), 30)
+        loop.remove_reader(receiver.fileno())
+
+    run_async(main())
+    assert got == [big]
+
+
+class _RaisesOnce:
+    """Answers at once, but the second request raises: a bug in a backend, not a failed request."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, body: Any) -> evalharness.Outcome:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("the backend broke")
+        return evalharness.Outcome(ok=True, status=200, content="ok", finish_reason="stop", e2e_s=0.001,
+                                   ttft_s=0.001, usage={"prompt_tokens": 3, "completion_tokens": 1})
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_request_that_raises_mid_level_is_raised_not_lost_with_its_record(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text("name: s\ncases:\n  - {id: a, prompt: hi}\n")
+    config = {"name": "t", "suites": ["suite.yaml"], "target": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+              "load": {"arrival": "constant", "rate": [50], "requests": 10}}
+    with pytest.raises(RuntimeError, match="the backend broke"):
+        evalharness.run(config, base_dir=tmp_path, out=tmp_path / "run", backend=_RaisesOnce())
