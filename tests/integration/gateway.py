@@ -88,6 +88,10 @@ class Gateway:
         self.stop()
         raise AssertionError(f"LiteLLM did not start within {STARTUP_S} s: {self.log.read_text()[-2000:]}")
 
+    def exited(self) -> int | None:
+        """LiteLLM's exit code (negative: the signal) if it has exited, else None."""
+        return None if self.proc is None else self.proc.poll()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

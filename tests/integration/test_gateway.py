@@ -177,6 +177,13 @@ def test_a_backend_killed_behind_the_gateway_ends_the_run_within_seconds_and_res
     # The backend is back where the gateway expects it: the resume sends the rest and the run passes.
     with local_server(tmp_path / "backend.log", port=gateway.fragile_port):
         resumed = run_cli("run", str(config), "--resume", str(run_dir))
+        if resumed.code == 3 and gateway.exited() is not None:
+            # LiteLLM itself died under the resume (seen once: a segfault inside its Python, exit -11), which
+            # the run reported as the target unreachable. That is the gateway's fault, not the one tested
+            # here: start it again and resume again, as a user would.
+            assert "target unreachable" in resumed.err, resumed.out + resumed.err
+            gateway.start()
+            resumed = run_cli("run", str(config), "--resume", str(run_dir))
     assert resumed.code == 0, resumed.out + resumed.err
     stored = records(run_dir)
     assert len(stored) == 48 and all(r["ok"] for r in stored)
