@@ -17,7 +17,7 @@ INSTALL = "pip install 'evalharness[ray]'"
 
 
 def check_executor(doc: YamlDoc, config: Config) -> None:
-    """``run.executor: ray`` only where the Ray executor keeps the run's guarantees."""
+    """``run.executor: ray`` (and ``load.workers`` above 1) only where they keep the run's guarantees."""
     run = config.run
     if config.load is not None and config.load.workers > 1 and run.budget is not None:
         raise doc.error(("load", "workers"), "load.workers does not enforce run.budget (each worker process "

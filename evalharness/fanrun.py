@@ -158,6 +158,7 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
             options = run_options(cfg, target)
             if workers > 1:  # this process sends one share of each level, load workers the others
                 options = share(options, workers)
+            price, pool = pricing(cfg, target), connections(options.concurrency, cfg.load)
             counter = None
             client: Backend | None = own_backend(backends, part.name)
             if client is None:
@@ -169,15 +170,14 @@ async def run_parts(loaded: LoadedConfig, parts: list[Part], run_dir: Path, todo
                 stack.push_async_callback(counter.aclose)
                 client = ChatClient(part.info["base_url"], api_key=key, headers=target.headers,
                                     timeout_s=options.timeout_s,
-                                    max_connections=connections(options.concurrency, cfg.load), route=part.route)
+                                    max_connections=pool, route=part.route)
                 stack.push_async_callback(client.aclose)
-            runners.append(Runner(client, model=part.info["model"], options=options, pricing=pricing(cfg, target),
+            runners.append(Runner(client, model=part.info["model"], options=options, pricing=price,
                                   writer=writer, api_key_env=target.api_key_env, counter=counter,
                                   check_target=part.check, purse=purse))
             batches.append([item for item in todo if item.target == part.name])
             if drive is not None and workers > 1:
-                drives.append(drive.spread(Remote(target, part.info, options, pricing(cfg, target),
-                                                  loaded.api_key(target), connections(options.concurrency, cfg.load))))
+                drives.append(drive.spread(Remote(target, part.info, options, price, loaded.api_key(target), pool)))
             else:
                 drives.append(drive)
         loop = asyncio.get_running_loop()

@@ -73,7 +73,7 @@ class LoadDriver:
         pending = [(level, mine) for level, mine in pending if mine]
         if not pending:
             return
-        if self.remote is not None and self.load.workers > 1:
+        if self.remote is not None:  # given by spread(): load.workers above 1
             from evalharness.load.spread import Spread  # multiprocessing: imported only when asked for
 
             async with Spread(self.load, self.remote, runner) as spread:
