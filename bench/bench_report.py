@@ -6,9 +6,10 @@ It writes a run directory (manifest.json + results.jsonl) whose records copy the
 chunk timings, finish reasons — from a real run (the newest ``reports/quickstart/*`` unless ``--source``
 names one), spread over a 40-cell grid × 50 cases × repeats, with 1% failed requests and usage as a
 hosted API reports it. Then it runs ``evalharness report`` on it in a subprocess and prints the wall time,
-the subprocess's CPU time and peak memory (resource.getrusage of the child) and the size of every report
-file. On a shared machine the CPU time varies less than the wall time. ``--phases`` also times reading,
-scoring and rendering in this process, to see where the time goes; ``--keep DIR --reuse`` reports on a run
+the CPU time of the report and its scoring workers (resource.getrusage), the peak of their summed resident
+memory (sampled from /proc: ``TreeMemory``) and the size of every report file. On a shared machine the
+CPU time varies less than the wall time. ``--phases`` also times reading, scoring and rendering in this
+process, to see where the time goes; ``--keep DIR --reuse`` reports on a run
 already synthesised in DIR instead of writing a new one.
 """
 
@@ -23,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -128,6 +130,59 @@ def _record(template: dict[str, Any], cell_id: str, params: dict[str, Any], key:
     return record
 
 
+class TreeMemory:
+    """The peak of the summed resident memory of a process and its descendants (a large run is scored by
+    forked workers), sampled every ``interval`` s from /proc. Forked processes share the pages they have not
+    written, and each one's RSS counts them, so the sum overstates what the tree holds; a peak shorter than
+    the interval can be missed. Linux only (elsewhere: 0)."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_mb = 0.0
+        self.processes = 0
+        self._seen: set[int] = set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.interval):
+            pids = self._tree()
+            self._seen.update(pids)
+            self.processes = len(self._seen)
+            self.peak_mb = max(self.peak_mb, sum(_rss_kb(p) for p in pids) / 1024)
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += children.get(pid, [])
+        return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def phases(run_dir: Path) -> None:
     """Time each step of the report path in this process."""
     from evalharness.report import write_reports
@@ -174,16 +229,20 @@ def main() -> int:
                   f"in {time.perf_counter() - t0:.1f} s")
         cmd = [str(Path(sys.executable).parent / "evalharness"), "report", str(run_dir)]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        tree = TreeMemory(proc.pid)
+        out, err = proc.communicate()
         seconds = time.perf_counter() - t0
-        # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN holds the largest child waited for (only this one).
+        tree.stop()
+        # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN holds the largest process waited for (the report's or
+        # one of its scoring workers'), and the CPU time of all of them.
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_mb = usage.ru_maxrss / 1024
         if proc.returncode not in (0, 1):
-            print(proc.stdout[-2000:], proc.stderr[-4000:], sep="\n", file=sys.stderr)
+            print(out[-2000:], err[-4000:], sep="\n", file=sys.stderr)
             return proc.returncode
         print(f"evalharness report: {seconds:.2f} s (CPU {usage.ru_utime + usage.ru_stime:.2f} s), "
-              f"peak memory {peak_mb:.0f} MB (exit {proc.returncode})")
+              f"peak memory {tree.peak_mb:.0f} MB in {tree.processes} process(es) "
+              f"(largest one {usage.ru_maxrss / 1024:.0f} MB) (exit {proc.returncode})")
         for name in ("report.html", "summary.md", "junit.xml", "results.csv", "summary.json"):
             path = run_dir / name
             if path.exists():

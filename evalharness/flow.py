@@ -106,12 +106,12 @@ def _digest(ids: Iterable[str]) -> str:
 
 def finish(run_dir: Path, *, complete: bool, stop_reason: str | None = None, gates: bool = True,
            baseline: str | None = None, records: list[Record] | None = None,
-           population: Population = "suite") -> Finished:
+           population: Population = "suite", stored: int | None = None) -> Finished:
     """Score the stored records, write summary.json and every report (``baseline``: ``run --baseline``,
-    judged for ``population``)."""
+    judged for ``population``; ``stored``: how many records results.jsonl holds, if counted already)."""
     manifest = read_json(run_dir / MANIFEST)
     baselines = load_baselines(manifest, run_dir, baseline) if gates else None
-    if records is None and bycell.count_records(run_dir) > bycell.STREAM_ABOVE:  # never all in memory
+    if records is None and (stored if stored is not None else bycell.count_records(run_dir)) > bycell.STREAM_ABOVE:
         index = bycell.CellIndex.build(run_dir)
         summary, sampled = bycell.score_by_cell(run_dir, manifest, index, complete=complete, stop_reason=stop_reason,
                                                 gates_enabled=gates, baselines=baselines, population=population)
@@ -250,7 +250,7 @@ def rescore(run_dir: str | Path) -> Finished:
     complete = stored >= manifest["plan"]["requests"]
     stop_reason = None if complete else ((previous and previous.get("stop_reason")) or
                                          f"{stored} of {manifest['plan']['requests']} requests stored")
-    return finish(run_dir, complete=complete, stop_reason=stop_reason,
+    return finish(run_dir, complete=complete, stop_reason=stop_reason, stored=stored,
                   baseline=stored_baseline(previous) if previous else None, records=records,
                   population=((previous and previous.get("baseline")) or {}).get("population", "suite"))
 

@@ -71,11 +71,11 @@ def iter_records(run_dir: Path, *, compact: bool = False) -> Iterator[Record]:
 _SHARED_TEXT = ("cell_id", "suite", "case_id", "content", "reasoning", "finish_reason", "error_kind", "error")
 
 
-def compact_record(record: dict[str, Any], shared: dict[Any, Any]) -> dict[str, Any]:
+def compact_record(record: dict[str, Any], shared: dict[Any, Any], *, share_params: bool = True) -> dict[str, Any]:
     """A record as scoring and reports hold it, in place: ``timings.chunk_times`` as an ``array('d')`` (8 bytes
     a time, not a 32-byte Python float in a list), ``attempts`` as their count (nothing reads more of them;
-    see ``records.attempt_count``), and equal texts and params shared through ``shared`` (one dict per run), so the
-    records must not be modified."""
+    see ``records.attempt_count``), and equal texts and (``share_params``) params shared through ``shared`` (one
+    dict per run), so the records must not be modified."""
     timings = record.get("timings")
     if isinstance(timings, dict) and isinstance(timings.get("chunk_times"), list):
         with contextlib.suppress(TypeError):  # not all numbers: left as stored
@@ -87,7 +87,7 @@ def compact_record(record: dict[str, Any], shared: dict[Any, Any]) -> dict[str, 
         value = record.get(key)
         if isinstance(value, str):
             record[key] = shared.setdefault(value, value)
-    params = record.get("params")
+    params = record.get("params") if share_params else None
     if isinstance(params, dict):
         with contextlib.suppress(TypeError):  # what orjson cannot encode is simply not shared
             record["params"] = shared.setdefault(("params", orjson.dumps(params, option=orjson.OPT_SORT_KEYS)),

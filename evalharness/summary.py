@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import numpy.typing as npt
 
 from evalharness.baselines import Baselines, baseline_verdicts
 from evalharness.config import Gate
@@ -18,14 +21,15 @@ from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, cell_metrics
 from evalharness.scoring.tally import check_tallies, own_checks
 from evalharness.types import CellSummary, Manifest, PlannedCell, Record, Summary, Totals
-from evalharness.usage import SERVER, cached_tokens, prompt_estimated, source_fields, usage_check, usage_source
+from evalharness.usage import SERVER, UsageSource, cached_tokens, source_marks, source_of, usage_check
 
 
-def _totals_source(records: list[Record]) -> str | None:
-    """``server``, ``counted`` or ``mixed`` for the run's token totals; None when no record has usage."""
-    if not any(usage_source(r) for r in records):
+def _totals_source(sources: list[tuple[UsageSource | None, bool]]) -> str | None:
+    """``server``, ``counted`` or ``mixed`` for the run's token totals (from each record's ``source_of``);
+    None when no record has usage."""
+    if not any(source for source, _ in sources):
         return None
-    return str(source_fields(records).get("source", SERVER))
+    return str(source_marks(sources).get("source", SERVER))
 
 
 def build_summary(manifest: Manifest, records: list[Record], *, complete: bool,
@@ -64,15 +68,17 @@ def _slo(manifest: Manifest) -> dict[str, float] | None:
     return {k: v for k, v in load["slo"].items() if v is not None} if load else None
 
 
-def cell_summary(manifest: Manifest, cell: PlannedCell, rows: list[Record],
-                 cases: dict[str, CaseSpec]) -> CellSummary:
-    """One cell of summary.json from that cell's records (warm-up records already left out)."""
+def cell_summary(manifest: Manifest, cell: PlannedCell, rows: list[Record], cases: dict[str, CaseSpec], *,
+                 counts: dict[str, dict[str, tuple[int, int]]] | None = None,
+                 latencies: Mapping[str, npt.NDArray[np.float64]] | None = None) -> CellSummary:
+    """One cell of summary.json from that cell's records (warm-up records already left out); ``counts`` and
+    ``latencies``: see ``cell_metrics``."""
     # Unset pass_k (and runs made before it existed): the repeats.
     pass_k = manifest["config"].get("pass_k") or manifest["plan"].get("repeats")
     return {"cell_id": cell["cell_id"], "label": cell["label"], "params": cell["params"], "n": len(rows),
             "metrics": cell_metrics(rows, cases, stream=bool(manifest["config"]["run"]["stream"]),
                                     currency=manifest["config"]["pricing"]["currency"], pass_k=pass_k,
-                                    slo=_slo(manifest)),
+                                    slo=_slo(manifest), counts=counts, latencies=latencies),
             "checks": check_tallies(rows, cases)}
 
 
@@ -80,6 +86,7 @@ def run_totals(manifest: Manifest, records: list[Record]) -> Totals:
     """summary.json's ``totals`` of these records (the run's duration and throughput are added apart: they
     need the run's whole time window)."""
     usages = [r.get("usage") or {} for r in records]
+    sources = [source_of(r) for r in records]
     return {
         "requests": len(records),
         "planned": manifest["plan"]["requests"],
@@ -89,9 +96,9 @@ def run_totals(manifest: Manifest, records: list[Record]) -> Totals:
         "cost": math.fsum(r.get("cost") or 0.0 for r in records),  # exactly rounded: the same in any order
         "usage_reported": sum(bool(u) for u in usages),
         # Where the token and cost totals came from: see usage.source_fields (no mark: the server's usage).
-        "usage_source": _totals_source(records),
-        "usage_sources": dict(Counter(usage_source(r) or "none" for r in records)),
-        "prompt_tokens_estimated": any(prompt_estimated(r) for r in records),
+        "usage_source": _totals_source(sources),
+        "usage_sources": dict(Counter(source or "none" for source, _ in sources)),
+        "prompt_tokens_estimated": any(estimated for _, estimated in sources),
         # Reported usage against the model server's tokenizer on a sample: a gateway's estimate is said as such.
         "usage_check": usage_check(records),
         "cached_tokens": sum(cached_tokens(u) or 0 for u in usages),

@@ -92,17 +92,29 @@ def source_fields(records: Iterable[Record]) -> SourceMarks:
 
     Empty when every record's counts are the server's (or there are none): such figures carry no mark.
     """
-    records = list(records)
-    kinds: Counter[str] = Counter(source for source in map(usage_source, records) if source is not None)
+    return source_marks([source_of(r) for r in records])
+
+
+def source_of(record: Record) -> tuple[UsageSource | None, bool]:
+    """What ``source_fields`` reads of a record: its ``usage_source`` and whether its prompt was estimated."""
+    return usage_source(record), prompt_estimated(record)
+
+
+def source_marks(sources: Iterable[tuple[UsageSource | None, bool]]) -> SourceMarks:
+    """``source_fields`` of records from their ``source_of`` (read once, for figures over several subsets)."""
+    counted = Counter(sources)
+    kinds: Counter[str] = Counter()
+    for (source, _), n in counted.items():
+        if source is not None:
+            kinds[source] += n
     if not kinds or set(kinds) == {SERVER}:
         return {}
     out: SourceMarks = {"source": COUNTED if set(kinds) == {COUNTED} else MIXED}
     if out["source"] == MIXED:
         out["sources"] = {SERVER: kinds[SERVER], COUNTED: kinds[COUNTED]}
-    if any(prompt_estimated(r) for r in records):
+    if any(estimated for _, estimated in counted):
         out["prompt_estimated"] = True
     return out
-
 
 
 def with_marks(metric: MetricValue, marks: SourceMarks) -> MetricValue:

@@ -1,12 +1,15 @@
 """Scoring a large run cell by cell, so its records are never all held at once.
 
 Above ``STREAM_ABOVE`` records, ``finish`` (the end of ``run``, ``report`` and ``merge``) reads results.jsonl once
-to find where each cell's records are (8 bytes a record), then loads one cell at a time: the cell's metrics,
+to find where each cell's records are (8 bytes a record), then scores one cell at a time: the cell's metrics,
 check tallies, per-case counts (for per-case gates) and comparison units are computed from its records by the
 same functions as for a small run — so every figure of summary.json is exact, the same as scoring the run
 whole — and only those aggregates are kept. What stays grows with the run only through the comparison units
-(one score per metric per case and repeat, about 0.8 KB a record, which pairing cells by repeat needs); the
-records themselves are held one cell at a time.
+(one score per metric per case and repeat, kept in arrays: ``paired.Column``, about 80 bytes a record).
+
+The cells are scored by ``score_workers`` forked processes (one per CPU), each holding one cell's records at
+a time and writing that cell's rows of results.csv to a file of its own; this process gathers the cells in
+the plan's order, so the result does not depend on the number of workers.
 
 The reports that show single records — report.html's drill-down and charts, junit.xml — are built from a
 seeded sample of each case in each cell (``SAMPLE_PER_CASE`` repeats, chosen by a hash of the item id, so the
@@ -17,21 +20,32 @@ is built from the summary alone, results.csv from every record, cell by cell.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import heapq
+import io
 import math
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import orjson
 
 from evalharness.baselines import Baselines
 from evalharness.crosstarget import target_counts
+from evalharness.errors import EvalHarnessError
 from evalharness.load.metrics import completion_tokens
 from evalharness.regress import Population
 from evalharness.report.html import write_html
@@ -40,8 +54,8 @@ from evalharness.report.markdown import write_markdown
 from evalharness.report.outcomes import build_outcomes
 from evalharness.report.results_csv import _lines, columns
 from evalharness.runs import RunData
-from evalharness.scoring.metrics import CaseSpec, case_counts
-from evalharness.scoring.paired import cell_units
+from evalharness.scoring.metrics import CaseSpec, case_counts, case_key, latency_columns, record_scores
+from evalharness.scoring.paired import Units, cell_units
 from evalharness.store import RESULTS, compact_record
 from evalharness.summary import assemble, cell_summary, run_totals
 from evalharness.types import CellSummary, Manifest, Record, Summary, Totals
@@ -52,6 +66,8 @@ STREAM_ABOVE = 200_000
 #: Records of each case in each cell that the per-record reports of a large run show.
 SAMPLE_PER_CASE = 3
 SAMPLE_SEED = b"evalharness-sample-20261202"
+#: At most this many processes score a large run's cells (each holds one cell's records at a time).
+MAX_WORKERS = 8
 
 _CELL = b'"cell_id":"'
 
@@ -83,13 +99,14 @@ class CellIndex:
         return cls(path, offsets, n)
 
     def cell(self, cell_id: str) -> list[Record]:
-        """One cell's records, compact (``store.compact_record``), in file order."""
-        out: list[Record] = []
+        """One cell's records, compact (``store.compact_record``; their params not shared, which costs more
+        time than the memory of one cell's is worth), in file order."""
         shared: dict[Any, Any] = {}
         with self.path.open("rb") as fh:
+            out: list[Record] = []
             for offset in self.offsets.get(cell_id, ()):
                 fh.seek(offset)
-                out.append(cast(Record, compact_record(orjson.loads(fh.readline()), shared)))
+                out.append(cast(Record, compact_record(orjson.loads(fh.readline()), shared, share_params=False)))
         return out
 
 
@@ -107,12 +124,13 @@ def _cell_id(raw: bytes) -> str | None:
 
 
 def count_records(run_dir: Path) -> int:
-    """Complete lines of results.jsonl, without parsing them."""
+    """Complete lines of results.jsonl (each ends in a newline; a torn last line does not), without parsing
+    them."""
     path = run_dir / RESULTS
     if not path.exists():
         return 0
     with path.open("rb") as fh:
-        return sum(1 for raw in fh if raw.endswith(b"\n"))
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
 
 
 def _sample_key(record: Record) -> bytes:
@@ -160,6 +178,15 @@ class _Window:
                 self.ok += 1
                 self.tokens += completion_tokens(r)
 
+    def merge(self, other: _Window) -> None:
+        """Add another cell's window."""
+        if other.first is not None:
+            self.first = other.first if self.first is None else min(self.first, other.first)
+        if other.end is not None:
+            self.end = other.end if self.end is None else max(self.end, other.end)
+        self.ok += other.ok
+        self.tokens += other.tokens
+
     def throughput(self) -> Totals:
         duration = (self.end - self.first).total_seconds() if self.first and self.end else None
         if not duration or duration <= 0:
@@ -174,11 +201,141 @@ def _usage_source(sources: dict[str, int]) -> str | None:
     return SERVER if kinds == {SERVER} else COUNTED if kinds == {COUNTED} else MIXED
 
 
+@dataclass
+class _Job:
+    """What scoring one cell needs: the run, its cases, where each cell's records are, and the folder its rows
+    of results.csv go to (one file a cell, joined in the plan's order by the run's process)."""
+
+    run_dir: Path
+    manifest: Manifest
+    index: CellIndex
+    cases: dict[str, CaseSpec]
+    csv_parts: Path
+
+
+@dataclass
+class _Part:
+    """One cell scored: what the run keeps of it (aggregates, comparison units, a sample); its rows of
+    results.csv are in ``csv``, a file of ``_Job.csv_parts``."""
+
+    summary: CellSummary
+    counts: dict[str, dict[str, tuple[int, int]]]
+    units: dict[str, Units]
+    seen: list[tuple[str, str]]
+    sampled: list[Record]
+    checked: list[Record]
+    totals: Totals
+    costs: array[float]
+    savings: array[float]
+    requests: Counter[str]
+    errors: Counter[str]
+    window: _Window
+    csv: Path
+
+
+#: A worker process's job, handed to it through the fork (with every check and metric registered in this
+#: process).
+_JOB: _Job | None = None
+
+
+def _score_cell(position: int, job: _Job | None = None) -> _Part:
+    """Score the plan's ``position``-th cell from its records (in a worker: from the inherited job)."""
+    job = job or _JOB
+    assert job is not None
+    # Records hold no reference cycles: the collector would only walk the cell's dicts again and again.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _cell_part(job, position)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _cell_part(job: _Job, position: int) -> _Part:
+    manifest, cases = job.manifest, job.cases
+    cell = manifest["plan"]["cells"][position]
+    every = job.index.cell(cell["cell_id"])
+    window = _Window()
+    window.add(every)
+    requests, errors = target_counts(every, manifest["config"])
+    part_totals = run_totals(manifest, every)
+    costs = array("d", (r.get("cost") or 0.0 for r in every))  # 8 bytes a record: summed exactly at the end
+    savings = array("d", (r.get("cached_saving") or 0.0 for r in every))
+    checked = [r for r in every if r.get("usage_check")]
+    # Written as a file, not handed back: a cell's rows are megabytes, which the run's process would only copy.
+    csv_path = job.csv_parts / f"{position}.csv"
+    with csv_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
+        fh.writelines(_csv_lines(manifest, every))
+    # A load level's warm-up requests are stored, and left out of its figures, gates and comparisons.
+    rows = [r for r in every if not r.get("warmup")]
+    del every
+    # What the cell's metrics and its comparison units both need, computed once.
+    scores = [record_scores(r, cases.get(case_key(r))) for r in rows]
+    counts = case_counts(rows, cases, scores=scores)
+    latencies = latency_columns([r for r in rows if r["ok"]])
+    return _Part(summary=cell_summary(manifest, cell, rows, cases, counts=counts, latencies=latencies),
+                 counts=counts, units=cell_units(rows, cases, scores=scores, latencies=latencies),
+                 seen=sorted({(r["suite"], r["case_id"]) for r in rows}),
+                 sampled=_sample(rows),
+                 checked=checked, totals=part_totals, costs=costs, savings=savings,
+                 requests=requests, errors=errors, window=window, csv=csv_path)
+
+
+def score_workers(cells: int) -> int:
+    """How many processes score a large run's cells: ``EVALHARNESS_SCORE_WORKERS`` if set, else one per CPU
+    (at most ``MAX_WORKERS``, at most one per cell). Workers are forked, so they know every check and metric
+    registered in this process; where forking is not safe (not Linux, or this process runs other threads) the
+    cells are scored here, one after another, with the same result."""
+    wanted = os.environ.get("EVALHARNESS_SCORE_WORKERS", "").strip()
+    try:
+        n = int(wanted) if wanted else min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+    except (ValueError, AttributeError):
+        n = 1
+    if n <= 1 or cells <= 1 or sys.platform != "linux" or _other_threads():
+        return 1
+    return min(n, cells)
+
+
+def _other_threads() -> list[threading.Thread]:
+    """The threads of this process besides this one. tqdm's monitor thread (started by a dependency's progress
+    bars, e.g. Hugging Face ``datasets``; it only sleeps and checks its bars) is stopped first: tqdm starts it
+    again when a bar needs it."""
+    for thread in threading.enumerate():
+        stop = getattr(thread, "exit", None)
+        if type(thread).__module__ == "tqdm._monitor" and callable(stop):
+            stop()
+    return [t for t in threading.enumerate() if t is not threading.current_thread() and t.is_alive()]
+
+
+def _parts(job: _Job, workers: int) -> Iterator[_Part]:
+    """Every cell's part, in the plan's order."""
+    positions = range(len(job.manifest["plan"]["cells"]))
+    if workers <= 1:
+        yield from (_score_cell(i, job) for i in positions)
+        return
+    context = multiprocessing.get_context("fork")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_adopt,
+                                 initargs=(job,)) as pool:
+            yield from pool.map(_score_cell, positions)
+    except BrokenProcessPool as e:
+        raise EvalHarnessError(
+            f"a process scoring this run's cells died (killed, or out of memory?); its records are untouched: "
+            f"EVALHARNESS_SCORE_WORKERS=1 evalharness report {job.run_dir} scores them in one process") from e
+
+
+def _adopt(job: _Job) -> None:
+    """A worker's start: the job, inherited through the fork (not pickled)."""
+    global _JOB
+    _JOB = job
+
+
 def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, complete: bool, stop_reason: str | None,
                   gates_enabled: bool, baselines: Baselines | None, population: Population
                   ) -> tuple[Summary, list[Record]]:
-    """summary.json of a large run, one cell at a time, and the seeded sample of its records; results.csv is
-    written on the way."""
+    """summary.json of a large run, one cell at a time (in ``score_workers`` processes), and the seeded sample
+    of its records; results.csv is written on the way."""
     cases = {key: CaseSpec.from_manifest(spec) for key, spec in manifest["cases"].items()}
     cells: list[CellSummary] = []
     counts: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
@@ -191,29 +348,30 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
     requests: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     window = _Window()
-    # results.csv is written as each cell is scored: its rows need only the plan's cells and the checks.
-    csv_out, lines = _csv(run_dir, manifest)
-    for cell in manifest["plan"]["cells"]:
-        every = index.cell(cell["cell_id"])
-        lines(every)
-        window.add(every)
-        by_target = target_counts(every, manifest["config"])
-        requests.update(by_target[0])
-        errors.update(by_target[1])
-        totals = _add_totals(totals, run_totals(manifest, every))
-        costs.extend(r.get("cost") or 0.0 for r in every)  # 8 bytes a record: summed exactly at the end
-        savings.extend(r.get("cached_saving") or 0.0 for r in every)
-        checked += [r for r in every if r.get("usage_check")]
-        # A load level's warm-up requests are stored, and left out of its figures, gates and comparisons.
-        rows = [r for r in every if not r.get("warmup")]
-        del every
-        cells.append(cell_summary(manifest, cell, rows, cases))
-        counts[cell["cell_id"]] = case_counts(rows, cases)
-        run._units[cell["cell_id"]] = cell_units(rows, cases)
-        seen = {(r["suite"], r["case_id"]) for r in rows}
-        pairs += [cast(Record, {"suite": s, "case_id": c}) for s, c in sorted(seen)]
-        sampled += _sample(rows)
-    csv_out.close()
+    header = io.StringIO(newline="")
+    csv.writer(header).writerow(columns(_axes(manifest)))
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".results-csv-") as parts, \
+            (run_dir / "results.csv").open("wb") as csv_out:
+        csv_out.write(header.getvalue().encode("utf-8", errors="replace"))
+        csv_out.flush()  # before any fork: a worker must not inherit a buffer to write again
+        job = _Job(run_dir, manifest, index, cases, Path(parts))
+        for cell, part in zip(manifest["plan"]["cells"], _parts(job, score_workers(len(index.offsets))),
+                              strict=True):
+            with part.csv.open("rb") as rows_of_cell:
+                shutil.copyfileobj(rows_of_cell, csv_out)
+            part.csv.unlink()
+            window.merge(part.window)
+            requests.update(part.requests)
+            errors.update(part.errors)
+            totals = _add_totals(totals, part.totals)
+            costs.extend(part.costs)
+            savings.extend(part.savings)
+            checked += part.checked
+            cells.append(part.summary)
+            counts[cell["cell_id"]] = part.counts
+            run._units[cell["cell_id"]] = part.units
+            pairs += [cast(Record, {"suite": s, "case_id": c}) for s, c in part.seen]
+            sampled += part.sampled
     totals = totals or run_totals(manifest, [])
     totals["planned"] = manifest["plan"]["requests"]
     totals["cost"], totals["cached_saving"] = math.fsum(costs), math.fsum(savings)  # as run_totals sums them
@@ -232,18 +390,14 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
     return summary, sampled
 
 
-def _csv(run_dir: Path, manifest: Manifest) -> tuple[IO[str], Callable[[list[Record]], None]]:
-    """results.csv of every record, opened with its header, and what writes one cell's rows (each cell in file
-    order, the cells in the plan's)."""
+def _axes(manifest: Manifest) -> list[str]:
+    return list(dict.fromkeys(a for c in manifest["plan"]["cells"] for a in c["params"]))
+
+
+def _csv_lines(manifest: Manifest, rows: list[Record]) -> Iterator[str]:
+    """One cell's rows of results.csv, in file order (the cells go in the plan's order)."""
     plan_cells = cast(Summary, {"cells": manifest["plan"]["cells"]})
-    axes = list(dict.fromkeys(a for c in manifest["plan"]["cells"] for a in c["params"]))
-    fh = (run_dir / "results.csv").open("w", encoding="utf-8", errors="replace", newline="")
-    csv.writer(fh).writerow(columns(axes))
-
-    def lines(rows: list[Record]) -> None:
-        fh.writelines(_lines(plan_cells, rows, build_outcomes(manifest, plan_cells, rows), axes))
-
-    return fh, lines
+    return _lines(plan_cells, rows, build_outcomes(manifest, plan_cells, rows), _axes(manifest))
 
 
 def write_sampled_reports(run_dir: Path, manifest: Manifest, summary: Summary, sampled: list[Record]

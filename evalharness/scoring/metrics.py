@@ -8,7 +8,7 @@ import json
 import math
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +26,7 @@ from evalharness.scoring.stats import distribution, mean_ci, rate
 from evalharness.scoring.usercheck import CheckOutcome, CheckRef, Resolved, resolve, run_check
 from evalharness.suites import Expect, Extractor
 from evalharness.types import CaseEntry, JudgedCheck, MetricValue, Record, Usage
-from evalharness.usage import cached_tokens, source_fields, with_marks
+from evalharness.usage import cached_tokens, source_fields, source_marks, source_of, with_marks
 
 Metric = MetricValue
 
@@ -344,9 +344,11 @@ def request_itl(records: Sequence[Record]) -> npt.NDArray[np.float64]:
     return np.asarray(means, dtype=float)
 
 
-def latency_metrics(records: Sequence[Record], stream: bool) -> dict[str, Metric]:
-    """The latency distributions of a cell's completed records (a latency it cannot measure says why)."""
-    columns = latency_columns(records)
+def latency_metrics(records: Sequence[Record], stream: bool,
+                    columns: Mapping[str, npt.NDArray[np.float64]] | None = None) -> dict[str, Metric]:
+    """The latency distributions of a cell's completed records (a latency it cannot measure says why);
+    ``columns``: their ``latency_columns``, if computed already."""
+    columns = columns if columns is not None else latency_columns(records)
     values = {name: col[~np.isnan(col)] for name, col in columns.items()}
     itl = inter_token_gaps(records)
     no_stream = "needs streaming (run.stream: true)"
@@ -366,11 +368,13 @@ def latency_metrics(records: Sequence[Record], stream: bool) -> dict[str, Metric
 
 def cost_metrics(records: Sequence[Record], currency: str) -> dict[str, Metric]:
     """Token and cost totals; each figure built from counted usage says so (``usage.source_fields``)."""
+    sources = [source_of(r) for r in records]  # read once: each figure is marked by its own records
+
     def total(values: list[int | None], what: str, *, of_prompt: bool = False) -> Metric:
-        known = [(v, r) for v, r in zip(values, records, strict=True) if v is not None]
+        known = [(v, source) for v, source in zip(values, sources, strict=True) if v is not None]
         if not known:
             return na(f"the server reported no {what}")
-        marks = source_fields(r for _, r in known)
+        marks = source_marks(source for _, source in known)
         if not of_prompt:  # an estimated prompt count says nothing about the other counts
             marks.pop("prompt_estimated", None)
         return with_marks({"value": int(sum(v for v, _ in known)), "mean": sum(v for v, _ in known) / len(known),
@@ -379,8 +383,8 @@ def cost_metrics(records: Sequence[Record], currency: str) -> dict[str, Metric]:
     def counts(values: Iterable[Any]) -> list[int | None]:  # as _usage reads each
         return [int(v) if isinstance(v, (int, float)) else None for v in values]
 
-    priced = [r for r in records if r.get("cost") is not None]
-    costs = [float(r["cost"] or 0.0) for r in priced]
+    priced = [(r, source) for r, source in zip(records, sources, strict=True) if r.get("cost") is not None]
+    costs = [float(r["cost"] or 0.0) for r, _ in priced]
     usages: list[Usage] = [r.get("usage") or _NO_USAGE for r in records]
     out = {
         "prompt_tokens": total(counts(u.get("prompt_tokens") for u in usages), "prompt_tokens in usage",
@@ -394,7 +398,7 @@ def cost_metrics(records: Sequence[Record], currency: str) -> dict[str, Metric]:
         out["cached_tokens"].update({"saving": math.fsum(r.get("cached_saving") or 0.0 for r in records),
                                      "currency": currency})
     if costs:
-        marks = source_fields(priced)
+        marks = source_marks(source for _, source in priced)
         # fsum: exactly rounded, so the same records give the same cost in any order (a merge of shards).
         out["cost"] = with_marks({"value": math.fsum(costs), "currency": currency, "n": len(costs)}, marks)
         out["cost_per_1k_requests"] = with_marks({"value": 1000 * math.fsum(costs) / len(costs), "currency": currency,
@@ -413,19 +417,29 @@ def _mark_token_latencies(metrics: dict[str, Metric], records: Sequence[Record])
             with_marks(metrics[name], marks)
 
 
-def case_counts(records: Sequence[Record], cases: dict[str, CaseSpec]
+#: One record's scores: its ``request_scores`` and (a completed one's) ``sample_scores``.
+Scores = tuple[dict[str, float], dict[str, float]]
+_NOT_SCORED: dict[str, float] = {}
+
+
+def record_scores(record: Record, spec: CaseSpec | None) -> Scores:
+    """``request_scores`` and, for a completed record, ``sample_scores`` (else empty; do not modify)."""
+    return request_scores(record, spec), sample_scores(record, spec) if record["ok"] else _NOT_SCORED
+
+
+def case_counts(records: Sequence[Record], cases: dict[str, CaseSpec], *, scores: Sequence[Scores] | None = None
                 ) -> dict[str, dict[str, tuple[int, int]]]:
-    """Per rate of ``PER_CASE_RATES``, each case's (successes, samples) among these records.
+    """Per rate of ``PER_CASE_RATES``, each case's (successes, samples) among these records (``scores``: their
+    ``record_scores``, if computed already).
 
     A case appears under a rate only when the rate applies to one of its samples: most rates count completed
     samples (as their cell values do), ``error_rate`` counts every request.
     """
     tallies: dict[str, dict[str, list[int]]] = {name: {} for name in PER_CASE_RATES}
-    for r in records:
+    for j, r in enumerate(records):
         key = case_key(r)
-        spec = cases.get(key)
-        scores = sample_scores(r, spec) if r["ok"] else {}
-        for name, score in (*scores.items(), *request_scores(r, spec).items()):
+        request, sample = scores[j] if scores is not None else record_scores(r, cases.get(key))
+        for name, score in (*sample.items(), *request.items()):
             tally = tallies[name].setdefault(key, [0, 0])
             tally[0] += int(score)
             tally[1] += 1
@@ -433,8 +447,11 @@ def case_counts(records: Sequence[Record], cases: dict[str, CaseSpec]
 
 
 def cell_metrics(records: Sequence[Record], cases: dict[str, CaseSpec], *, stream: bool,
-                 currency: str, pass_k: int | None = None, slo: dict[str, float] | None = None) -> dict[str, Metric]:
-    """Every catalogue metric for one cell's records.
+                 currency: str, pass_k: int | None = None, slo: dict[str, float] | None = None,
+                 counts: dict[str, dict[str, tuple[int, int]]] | None = None,
+                 latencies: Mapping[str, npt.NDArray[np.float64]] | None = None) -> dict[str, Metric]:
+    """Every catalogue metric for one cell's records (``counts``: their ``case_counts``; ``latencies``: the
+    ``latency_columns`` of the completed ones; either where computed already).
 
     ``slo`` is a load run's ``load.slo`` (the bounds given; None: not a load run), for its load metrics.
 
@@ -463,15 +480,15 @@ def cell_metrics(records: Sequence[Record], cases: dict[str, CaseSpec], *, strea
     metrics.update(determinism_metrics(outputs, answers, tokens))
     # Rates scored per sample (JSON validity, schema validity, expect checks, errors): over the samples
     # they apply to.
-    by_case = case_counts(records, cases)
+    by_case = counts if counts is not None else case_counts(records, cases)
     for metric in (*catalogue.sample_rates(), *catalogue.request_rates()):
         assert isinstance(metric.computed, catalogue.SampleRate)
-        counts = by_case[metric.name].values()
-        successes, n = sum(s for s, _ in counts), sum(n for _, n in counts)
+        tallies = by_case[metric.name].values()
+        successes, n = sum(s for s, _ in tallies), sum(n for _, n in tallies)
         metrics[metric.name] = rate(successes, n) if n else na(metric.computed.missing)
     passes = by_case["pass_rate"]
     metrics.update(pass_k_metrics(passes, pass_k or max((n for _, n in passes.values()), default=1)))
-    metrics.update(latency_metrics(ok, stream))
+    metrics.update(latency_metrics(ok, stream, latencies))
     _mark_token_latencies(metrics, ok)
     metrics.update(cost_metrics(records, currency))
     metrics.update(load_metrics(records, slo))

@@ -3,8 +3,11 @@ and refuses shards that are missing, doubled or of another plan."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 import evalharness
 from evalharness.cli import main
 from evalharness.config import load_config
-from evalharness.errors import UsageError
+from evalharness.errors import EvalHarnessError, UsageError
 from evalharness.plan import WorkItem, make_plan
 from evalharness.scoring import bycell
 from evalharness.shards import Layout, Shard
@@ -224,10 +227,15 @@ def test_a_shard_resumes_as_the_shard_it_was(config: Path, tmp_path: Path) -> No
         evalharness.run(config, resume=run.run_dir, shard="2/3", backend=Varied(2))
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_run_scored_cell_by_cell_has_the_summary_of_one_scored_whole(config: Path, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       workers: str) -> None:
     whole = evalharness.run(config, out=tmp_path / "run", backend=Varied(4))
+    whole_csv = sorted((whole.run_dir / "results.csv").read_text().splitlines())
     monkeypatch.setattr(bycell, "STREAM_ABOVE", 10)  # 80 records: above it, as a million would be
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", workers)  # "2": the cells are scored in forked processes
+    assert bycell.score_workers(4) == int(workers), threading.enumerate()
     streamed = evalharness.api.rescore(whole.run_dir)
     sampled = streamed.summary.pop("sampled_reports")  # type: ignore[typeddict-item]
     assert sampled["of"] == 80 and sampled["records"] == 4 * 5 * 3  # 3 of each case's 4 repeats in each cell
@@ -237,7 +245,60 @@ def test_a_run_scored_cell_by_cell_has_the_summary_of_one_scored_whole(config: P
     assert streamed.summary["totals"] == whole.summary["totals"]
     csv_rows = (whole.run_dir / "results.csv").read_text().splitlines()
     assert len(csv_rows) == 81
+    assert sorted(csv_rows) == whole_csv  # the same rows, cell by cell in the plan's order
     assert "seeded sample of 3 records" in (whole.run_dir / "summary.md").read_text()
+    assert not [p for p in whole.run_dir.iterdir() if p.name.startswith(".")]  # the cells' csv parts are gone
+
+
+def test_cells_are_scored_in_this_process_where_forking_is_not_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "4")
+    assert bycell.score_workers(40) == 4
+    assert bycell.score_workers(3) == 3  # at most one a cell
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "many")
+    assert bycell.score_workers(40) == 1
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "4")
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:  # a thread of this process could hold a lock a forked child would wait on for ever
+        assert bycell.score_workers(40) == 1
+    finally:
+        done.set()
+        other.join()
+    assert bycell.score_workers(40) == 4
+
+
+def test_tqdms_monitor_thread_is_stopped_rather_than_given_up_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    tqdm = pytest.importorskip("tqdm")  # installed with the test extra's datasets
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "2")
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 10)
+    with tqdm.tqdm(total=1, disable=False, file=io.StringIO()):
+        assert any(t.name == "tqdm_monitor" for t in threading.enumerate())
+        assert bycell.score_workers(4) == 2
+        assert not any(t.name == "tqdm_monitor" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_scoring_worker_that_dies_is_a_clear_error_and_loses_nothing(config: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = evalharness.run(config, out=tmp_path / "run", backend=Varied(4))
+    records = (whole.run_dir / "results.jsonl").read_bytes()
+    monkeypatch.setattr(bycell, "STREAM_ABOVE", 10)
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "2")
+    part = bycell._cell_part
+
+    def dies_on_the_third_cell(job: Any, position: int) -> Any:
+        if position == 2:
+            os._exit(9)  # as the kernel's out-of-memory killer would end it
+        return part(job, position)
+
+    monkeypatch.setattr(bycell, "_cell_part", dies_on_the_third_cell)  # the forked workers inherit it
+    with pytest.raises(EvalHarnessError, match="EVALHARNESS_SCORE_WORKERS=1"):
+        evalharness.api.rescore(whole.run_dir)
+    assert (whole.run_dir / "results.jsonl").read_bytes() == records
+    assert not [p for p in whole.run_dir.iterdir() if p.name.startswith(".")]
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "1")
+    monkeypatch.setattr(bycell, "_cell_part", part)
+    assert evalharness.api.rescore(whole.run_dir).summary["cells"] == whole.summary["cells"]
 
 
 def test_a_dry_run_of_a_shard_says_its_share(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ from evalharness.cli import main
 from evalharness.config import Gate
 from evalharness.flow import finish
 from evalharness.regress import compare_runs
+from evalharness.scoring import exact
 from evalharness.scoring.cases import tarone_family
 from evalharness.scoring.exact import Counts, fisher_exact, holm, min_attainable_p
 from evalharness.scoring.suite import stratified_difference, stratified_quantile_ratio
@@ -40,6 +41,20 @@ def test_fisher_matches_scipy(n1: int, n2: int, data: st.DataObject) -> None:
         scipy_fisher(table, alternative="greater").pvalue, rel=1e-9)
     assert fisher_exact(before, after, "greater") == pytest.approx(
         scipy_fisher(table, alternative="less").pvalue, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 600), st.integers(1, 600), st.data())
+def test_fisher_of_large_tables_matches_scipy_and_its_tables_are_the_scalar_doubles(n1: int, n2: int,
+                                                                                    data: st.DataObject) -> None:
+    # A large run has hundreds of repeats a case: the hypergeometric terms are computed in numpy at once,
+    # and must be the very doubles the one-at-a-time formula gives (summary.json does not change with it).
+    x1, x2 = data.draw(st.integers(0, n1)), data.draw(st.integers(0, n2))
+    s = x1 + x2
+    lo, hi = max(0, s - n2), min(n1, s)
+    assert exact._log_pmfs(lo, hi, n1, n2, s) == [exact._log_pmf(a, n1, n2, s) for a in range(lo, hi + 1)]
+    table = [[x1, n1 - x1], [x2, n2 - x2]]
+    assert fisher_exact(Counts(x1, n1), Counts(x2, n2)) == pytest.approx(scipy_fisher(table).pvalue, rel=1e-9)
 
 
 @settings(max_examples=100, deadline=None)
