@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -314,21 +315,24 @@ def _parts(job: _Job, workers: int) -> Iterator[_Part]:
     if workers <= 1:
         yield from (_score_cell(i, job) for i in positions)
         return
-    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_adopt, initargs=(job,))
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_adopt,
-                                 initargs=(job,)) as pool:
-            yield from pool.map(_score_cell, positions)
+        yield from pool.map(_score_cell, positions)
     except BrokenProcessPool as e:
         raise EvalHarnessError(
             f"a process scoring this run's cells died (killed, or out of memory?); its records are untouched: "
             f"EVALHARNESS_SCORE_WORKERS=1 evalharness report {job.run_dir} scores them in one process") from e
+    finally:  # on Ctrl-C or an error here, the cells not begun are dropped: only those being scored finish
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _adopt(job: _Job) -> None:
-    """A worker's start: the job, inherited through the fork (not pickled)."""
+    """A worker's start: the job, inherited through the fork (not pickled). Ctrl-C is the command's: it stops
+    handing out cells, and the workers finish the one they have."""
     global _JOB
     _JOB = job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, complete: bool, stop_reason: str | None,

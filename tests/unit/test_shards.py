@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import random
+import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -299,6 +302,59 @@ def test_a_scoring_worker_that_dies_is_a_clear_error_and_loses_nothing(config: P
     monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "1")
     monkeypatch.setattr(bycell, "_cell_part", part)
     assert evalharness.api.rescore(whole.run_dir).summary["cells"] == whole.summary["cells"]
+
+
+def test_ctrl_c_while_cells_are_scored_stops_handing_them_out(tmp_path: Path, write_config: Callable[..., Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    eight_cells = write_config(CONFIG.replace("temperature: [0, 1]", "temperature: [0, 0.5, 1, 1.5]")
+                               .replace("repeats: 4", "repeats: 1"), SUITE)
+    whole = evalharness.run(eight_cells, out=tmp_path / "run", backend=Varied(4))
+    monkeypatch.setattr(bycell, "STREAM_ABOVE", 10)
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "2")
+    part = bycell._cell_part
+    begun = tmp_path / "begun"
+    begun.mkdir()
+
+    def slow(job: Any, position: int) -> Any:
+        (begun / str(position)).touch()
+        time.sleep(1.5)
+        return part(job, position)
+
+    def ctrl_c(*_: Any) -> None:  # as a terminal's Ctrl-C: SIGINT to the command and its workers
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGINT)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bycell, "_cell_part", slow)
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # while the first two cells are being scored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            evalharness.api.rescore(whole.run_dir)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # The two being scored finish, with the few the pool had queued for its workers (its queue holds 3);
+    # the rest of the 8 are never begun.
+    assert 2 <= len(list(begun.iterdir())) <= 5
+    assert multiprocessing.active_children() == []  # and the workers are gone
+    assert not [p for p in whole.run_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_the_end_of_a_large_run_scores_its_cells_in_workers(config: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bycell, "STREAM_ABOVE", 10)
+    monkeypatch.setenv("EVALHARNESS_SCORE_WORKERS", "2")
+    used: list[int] = []
+    parts = bycell._parts
+    monkeypatch.setattr(bycell, "_parts", lambda job, workers: used.append(workers) or parts(job, workers))
+    streamed = evalharness.run(config, out=tmp_path / "run", backend=Varied(4))
+    assert used == [2]  # nothing the run left running (threads) kept it from forking
+    monkeypatch.setattr(bycell, "STREAM_ABOVE", 200_000)
+    whole = evalharness.api.rescore(streamed.run_dir)  # the same records, scored whole in this process
+    assert used == [2]
+    assert streamed.summary["cells"] == whole.summary["cells"]
+    assert streamed.summary["comparisons"] == whole.summary["comparisons"]
 
 
 def test_a_dry_run_of_a_shard_says_its_share(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
