@@ -48,7 +48,8 @@ class Counts:
 
 
 def _log_pmf(a: int, n_before: int, n_after: int, successes: int) -> float:
-    """log P(``a`` of the ``successes`` fall in the before row), hypergeometric."""
+    """log P(``a`` of the ``successes`` fall in the before row), hypergeometric: the definition, one term at a
+    time (``_log_pmfs`` computes the same doubles for a whole table, which is what the tests hold it to)."""
     return (_log_comb(n_before, a) + _log_comb(n_after, successes - a)
             - _log_comb(n_before + n_after, successes))
 

@@ -36,7 +36,7 @@ PER_CASE = -1
 
 class Keys:
     """The unit keys of one cell, in order, shared by its metrics' ``Column``s: each key's case as an index
-    into ``cases`` and its repeat, in arrays (12 bytes a key instead of a tuple, a string and an int)."""
+    into ``cases`` and its repeat, in arrays (16 bytes a key instead of a tuple, a string and an int)."""
 
     __slots__ = ("case_of", "cases", "grouped", "repeats")
 
@@ -62,7 +62,8 @@ class Keys:
 class Column(Mapping[UnitKey, float]):
     """One metric's units of one cell, compact: the cell's ``Keys`` and an array of values, NaN where the
     metric has no unit. Iterates in key order, as the dict it replaces did (8 bytes a unit, where a dict entry
-    with its tuple key took about 100: a million-record run holds every cell's units)."""
+    with its tuple key took about 100: a million-record run holds every cell's units). A lookup by key builds
+    a dict each time (``as_dict``): comparisons iterate, group by case or build one dict to pair with."""
 
     __slots__ = ("_keys", "_size", "_values")
 
@@ -206,12 +207,7 @@ def cell_units(records: Sequence[Record], cases: dict[str, CaseSpec], *, scores:
         column_values = array("d", by_case_values)
         if name in COMPARABLE and any(v == v for v in column_values):
             out[name] = Column(per_case, column_values)
-    return {name: out[name] for name in _order(values, out)}
-
-
-def _order(values: dict[str, array[float]], out: dict[str, Units]) -> list[str]:
-    """The metrics in the order the units were first found (as the dicts of earlier releases were filled)."""
-    return [name for name in (*values, "exact_match_rate", "answer_agreement_rate") if name in out]
+    return out
 
 
 def by_case(units: Units) -> dict[str, list[float]]:
