@@ -136,10 +136,18 @@ def read_records(run_dir: Path, *, compact: bool = False) -> list[Record]:
     The cyclic garbage collector is paused meanwhile: records hold no cycles, and each collection would
     walk every dict read so far (100,000 records: 0.8 s of a 2 s read).
     """
+    with collector_paused():
+        return list(iter_records(run_dir, compact=compact))
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off meanwhile (back as it was after): for building many records, which hold
+    no cycles and which each collection would walk again."""
     paused = gc.isenabled()
     gc.disable()
     try:
-        return list(iter_records(run_dir, compact=compact))
+        yield
     finally:
         if paused:
             gc.enable()

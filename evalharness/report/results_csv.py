@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from evalharness.records import attempt_count
 from evalharness.report.outcomes import Outcomes
-from evalharness.types import Record, Summary, Usage
+from evalharness.types import CellSummary, PlannedCell, Record, Summary, Usage
 from evalharness.usage import cached_tokens, usage_source
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -41,6 +41,11 @@ def _json(value: Any) -> str:
     return "" if value is None else _encode(value)
 
 
+def axes(cells: Iterable[PlannedCell | CellSummary]) -> list[str]:
+    """The grid's axes, each once, in the order the cells first name them: results.csv's ``param.*`` columns."""
+    return list(dict.fromkeys(a for c in cells for a in c["params"]))
+
+
 def columns(axes: list[str]) -> list[str]:
     return ["item_id", "cell_id", "setting", *(f"param.{a}" for a in axes), "suite", "case_id", "repeat",
             "started_at", "ok", "http_status", "error_kind", "error", "passed", "failures", "finish_reason",
@@ -51,12 +56,12 @@ def columns(axes: list[str]) -> list[str]:
 def write_csv(run_dir: Path, summary: Summary, records: list[Record], outcomes: Outcomes) -> Path:
     """Write results.csv; ``passed``/``failures`` are the case's expect checks on that record (empty when the
     case has none; a failed request fails). None is written as an empty field."""
-    axes = list(dict.fromkeys(a for c in summary["cells"] for a in c["params"]))
+    names = axes(summary["cells"])
     path = run_dir / "results.csv"
     with path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
-        csv.writer(fh).writerow(columns(axes))
+        csv.writer(fh).writerow(columns(names))
         batch: list[str] = []
-        for line in _lines(summary, records, outcomes, axes):
+        for line in _lines(summary, records, outcomes, names):
             batch.append(line)
             if len(batch) >= 2000:
                 fh.writelines(batch)

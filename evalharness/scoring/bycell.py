@@ -20,7 +20,6 @@ is built from the summary alone, results.csv from every record, cell by cell.
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import heapq
 import io
@@ -53,11 +52,11 @@ from evalharness.report.html import write_html
 from evalharness.report.junit import write_junit
 from evalharness.report.markdown import write_markdown
 from evalharness.report.outcomes import build_outcomes
-from evalharness.report.results_csv import _lines, columns
+from evalharness.report.results_csv import _lines, axes, columns
 from evalharness.runs import RunData
 from evalharness.scoring.metrics import CaseSpec, case_counts, case_key, latency_columns, record_scores
 from evalharness.scoring.paired import Units, cell_units
-from evalharness.store import RESULTS, compact_record
+from evalharness.store import RESULTS, collector_paused, compact_record
 from evalharness.summary import assemble, cell_summary, run_totals
 from evalharness.types import CellSummary, Manifest, Record, Summary, Totals
 from evalharness.usage import COUNTED, MIXED, SERVER, usage_check
@@ -243,14 +242,8 @@ def _score_cell(position: int, job: _Job | None = None) -> _Part:
     """Score the plan's ``position``-th cell from its records (in a worker: from the inherited job)."""
     job = job or _JOB
     assert job is not None
-    # Records hold no reference cycles: the collector would only walk the cell's dicts again and again.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():  # the collector would only walk the cell's records again and again
         return _cell_part(job, position)
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _cell_part(job: _Job, position: int) -> _Part:
@@ -353,7 +346,7 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
     errors: Counter[str] = Counter()
     window = _Window()
     header = io.StringIO(newline="")
-    csv.writer(header).writerow(columns(_axes(manifest)))
+    csv.writer(header).writerow(columns(axes(manifest["plan"]["cells"])))
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".results-csv-") as parts, \
             (run_dir / "results.csv").open("wb") as csv_out:
         csv_out.write(header.getvalue().encode("utf-8", errors="replace"))
@@ -394,14 +387,11 @@ def score_by_cell(run_dir: Path, manifest: Manifest, index: CellIndex, *, comple
     return summary, sampled
 
 
-def _axes(manifest: Manifest) -> list[str]:
-    return list(dict.fromkeys(a for c in manifest["plan"]["cells"] for a in c["params"]))
-
-
 def _csv_lines(manifest: Manifest, rows: list[Record]) -> Iterator[str]:
     """One cell's rows of results.csv, in file order (the cells go in the plan's order)."""
     plan_cells = cast(Summary, {"cells": manifest["plan"]["cells"]})
-    return _lines(plan_cells, rows, build_outcomes(manifest, plan_cells, rows), _axes(manifest))
+    return _lines(plan_cells, rows, build_outcomes(manifest, plan_cells, rows),
+                  axes(manifest["plan"]["cells"]))
 
 
 def write_sampled_reports(run_dir: Path, manifest: Manifest, summary: Summary, sampled: list[Record]

@@ -70,7 +70,7 @@ class Column(Mapping[UnitKey, float]):
     def __init__(self, keys: Keys, values: array[float]) -> None:
         self._keys = keys
         self._values = values
-        self._size = sum(1 for v in values if v == v)
+        self._size = int(np.count_nonzero(~np.isnan(np.frombuffer(values, dtype=np.float64))))
 
     def __len__(self) -> int:
         return self._size
